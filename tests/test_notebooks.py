@@ -43,8 +43,21 @@ def test_py_and_ipynb_are_in_sync_and_current(py):
 def test_parameters_cell(py):
     defaults = chapter_defaults(py)
     assert defaults.get("device") == "auto" and isinstance(defaults.get("seed"), int)
-    text = py.read_text()
-    assert "NBVAL_CHECK_OUTPUT" in text, f"{py.name} checks no key numbers with nbval"
+
+
+@pytest.mark.parametrize("py", CHAPTER_FILES, ids=lambda p: p.stem)
+def test_nbval_checks_are_tags_not_comments(py):
+    """nbval markers are cell tags (not shown in the book), and every chapter but the
+    benchmark page checks its key results through certlab.checks.KeyResults."""
+    assert "NBVAL_" not in py.read_text(), f"{py.name}: use the nbval-check-output cell tag"
+    cells = jupytext.read(py).cells
+    checked = [c for c in cells if "nbval-check-output" in c.metadata.get("tags", [])]
+    if py.stem == "90_benchmarks":
+        return
+    assert checked, f"{py.name} checks no key results with nbval"
+    assert any("KeyResults(" in c.source for c in cells), f"{py.name} records no KeyResults"
+    assert any(".report()" in c.source for c in checked), (
+        f"{py.name}: the checked cells must print the key results with KeyResults.report()")
 
 
 def test_registry_covers_every_chapter_and_paper_scale_names_are_parameters():
