@@ -14,11 +14,12 @@ def test_exact_results_print_in_full_and_claims_say_whether_they_hold(capsys):
     key.exact("radius", np.int64(3))
     key.exact("radii", np.array([1.0, 2.0, -1.0]))
     key.exact("median", Fraction(9, 2))
+    key.exact("medians", [Fraction(4, 2), Fraction(1, 2), "inf"])
     key.claim("the bound holds", np.bool_(True))
     key.claim("a failing claim", False)
     key.report()
     out = capsys.readouterr().out.splitlines()
-    assert out == ["radius: 3", "radii: [1, 2, -1]", "median: 9/2",
+    assert out == ["radius: 3", "radii: [1, 2, -1]", "median: 9/2", "medians: [2, 1/2, 'inf']",
                    "[holds] the bound holds", "[FAILS] a failing claim"]
     assert not key.all_claims_hold
 

@@ -55,6 +55,8 @@ def _exact_value(value: Any, name: str) -> Any:
     """
     if value is None or isinstance(value, (bool, np.bool_)):
         return None if value is None else bool(value)
+    if isinstance(value, Fraction):
+        return int(value) if value.denominator == 1 else value
     if isinstance(value, _EXACT_SCALARS):
         return int(value) if isinstance(value, np.integer) else value
     if isinstance(value, (float, np.floating)):
@@ -67,6 +69,14 @@ def _exact_value(value: Any, name: str) -> Any:
     if isinstance(value, (list, tuple)):
         return [_exact_value(v, name) for v in value]
     raise TypeError(f"exact result {name!r} has unsupported type {type(value).__name__}")
+
+
+def _format(value: Any) -> str:
+    """Print an exact value: fractions as ``p/q``, lists with their items formatted."""
+    if isinstance(value, list):
+        return "[" + ", ".join(repr(v) if isinstance(v, str) else _format(v)
+                               for v in value) + "]"
+    return str(value)
 
 
 class KeyResults:
@@ -118,7 +128,7 @@ class KeyResults:
 
     def lines(self) -> list[str]:
         """The checked lines: exact results in full, then each claim and whether it holds."""
-        out = [f"{name}: {value}" for name, value in self._exact.items()]
+        out = [f"{name}: {_format(value)}" for name, value in self._exact.items()]
         out += [f"[{'holds' if ok else 'FAILS'}] {statement}"
                 for statement, ok in self._claims.items()]
         return out
