@@ -281,11 +281,14 @@ class EnsembleCertificates:
         votes: int64 (P, t) base-model predictions.
         vote_counts: int64 (t, c).
         costs: float64 (P, t, c): fewest flips inside part p making base model p predict c at
-            test point i (0 for its own vote, inf if impossible). Exact for binary base
-            models; for c >= 3 the per-rival ScaLabelCert value (fewest flips making c beat
-            the current vote), a lower bound on the exact cost (see ``costs_exact``).
+            test point i (0 for its own vote, inf if impossible, >= 1 otherwise: without a
+            flip a base model is unchanged). The per-rival ScaLabelCert value (fewest flips
+            after which c beats the current vote, near-ties within the tie tolerance counting
+            as beaten), a lower bound on the exact cost whatever the rounding and however
+            exact ties are broken (see ``costs_exact``).
         costs_exact: bool (P, t, c): True where that lower bound is attained by an explicit
-            flip set that makes base model p predict exactly c (always True for c = 2).
+            flip set that makes base model p predict c by more than the tie tolerance (or
+            where no flip set makes c beat the vote, cost inf).
         dpa: int64 (t,) black-box DPA certified flips.
         ensemble_cert: float64 (t,) EnsembleCert certified flips (ensemble_min_flips - 1;
             inf when no flips change the prediction).
@@ -313,8 +316,13 @@ def certify_partition_ensemble(K_train: Any, K_test: Any, y_train: Any, parts: A
     Base model p is the bias-free NTK kernel ridge regression (one-hot targets) or the
     bias-free kernel SVM (one-vs-rest, in its linear regime, see
     :func:`certlab.poisoning.closed_form.svm_linear_regime`) on the samples of part p; its
-    prediction is the argmax of its class scores (ties to the smallest index). Per-part flip
-    costs come from ScaLabelCert (:func:`certlab.poisoning.closed_form.closed_form_rival_flips`).
+    prediction is the argmax of its class scores with ties to the smallest index, where
+    scores within the tie tolerance (``TIE_RTOL`` times the score scale) of the top score
+    count as tied, so exact ties (e.g. two classes absent from the part, both scoring 0)
+    are resolved as in exact arithmetic even where rounding breaks them. Per-part flip
+    costs come from ScaLabelCert (:func:`certlab.poisoning.closed_form.closed_form_rival_flips`
+    with ``base_model=True``): lower bounds, >= 1 for every class other than the vote, so
+    EnsembleCert >= DPA always.
 
     Args:
         K_train: (n, n) symmetric kernel of all training samples (only the diagonal blocks of
@@ -400,7 +408,7 @@ def certify_partition_ensemble_blocks(kernel_blocks: Callable[[np.ndarray],
             raise ValueError(f"kernel_blocks returned shapes {K_pp.shape} and {K_tp.shape} for "
                              f"a part of {idx.size} samples and {t} test points")
         res = closed_form_rival_flips(K_pp, K_tp, y[idx], n_classes, model=model, C=C,
-                                      ridge=ridge)
+                                      ridge=ridge, base_model=True)
         votes[p] = res.predictions
         costs[p] = res.flips
         exact[p] = res.exact
