@@ -17,6 +17,7 @@ count as changed (conservative).
 from __future__ import annotations
 
 import itertools
+import warnings
 from math import comb
 from typing import Iterator
 
@@ -31,6 +32,7 @@ __all__ = [
     "iter_flipped_labelings",
     "perturbed_scores",
     "clean_state",
+    "changed_predictions",
     "enumerate_min_flips",
     "enumerate_collective",
     "enumerate_collective_curve",
@@ -116,7 +118,9 @@ def perturbed_scores(K_train: np.ndarray, K_test: np.ndarray, labels: np.ndarray
         beta_warm: optional (1 or c, m) clean signed duals used as a warm start (SVM).
 
     Returns:
-        (B, t) binary or (B, t, c) multi-class decision values.
+        (B, t) binary or (B, t, c) multi-class decision values; NaN for a labelling whose SVM
+        dual no solver brought to its KKT tolerance (undecided: callers count it as a
+        changed prediction, which can only lower a certificate).
     """
     B, m = labels.shape
     if model == "krr":
@@ -129,7 +133,7 @@ def perturbed_scores(K_train: np.ndarray, K_test: np.ndarray, labels: np.ndarray
         warm = None
         if beta_warm is not None:
             warm = np.where(Y * beta_warm[0][None, :] >= 0, beta_warm[0][None, :], 0.0)
-        beta, _, _ = solve_svm_dual_batch(K_train, Y, C, beta0=warm)
+        beta, _, _ = solve_svm_dual_batch(K_train, Y, C, beta0=warm, on_failure="nan")
         return beta @ K_test.T
     Y = np.where(labels[:, None, :] == np.arange(n_classes)[None, :, None], 1.0, -1.0)
     Y = Y.reshape(B * n_classes, m)
@@ -137,8 +141,31 @@ def perturbed_scores(K_train: np.ndarray, K_test: np.ndarray, labels: np.ndarray
     if beta_warm is not None:
         bw = np.tile(beta_warm, (B, 1))
         warm = np.where(Y * bw >= 0, bw, 0.0)
-    beta, _, _ = solve_svm_dual_batch(K_train, Y, C, beta0=warm)
+    beta, _, _ = solve_svm_dual_batch(K_train, Y, C, beta0=warm, on_failure="nan")
     return (beta @ K_test.T).reshape(B, n_classes, -1).transpose(0, 2, 1)
+
+
+def changed_predictions(scores: np.ndarray, state: dict,
+                        cols: np.ndarray | None = None) -> np.ndarray:
+    """Which predictions count as changed under re-trained decision values.
+
+    Args:
+        scores: (B, t') output of :func:`perturbed_scores` (or (B, t', c)).
+        state: :func:`clean_state`; cols: the t' test rows of ``state`` (default: all).
+
+    Returns:
+        bool (B, t'): margin <= tie tolerance (ties count as changed), and NaN scores
+        (undecided re-training) count as changed too, with a RuntimeWarning: a certificate
+        can only get smaller, never wrongly larger.
+    """
+    sel = slice(None) if cols is None else cols
+    margins = prediction_margins(scores, state["prediction"][sel], state["n_classes"])
+    undecided = np.isnan(margins)
+    if np.any(undecided):
+        warnings.warn(f"{int(undecided.any(axis=-1).sum())} re-trained SVM(s) did not reach the "
+                      "KKT tolerance; their predictions count as changed (conservative)",
+                      RuntimeWarning, stacklevel=3)
+    return ~(margins > state["tie_tol"][sel][None, :])
 
 
 def enumerate_min_flips(K_train: np.ndarray, K_test: np.ndarray, y: np.ndarray,
@@ -161,28 +188,53 @@ def enumerate_min_flips(K_train: np.ndarray, K_test: np.ndarray, y: np.ndarray,
     witnesses: list = [None] * t
     unresolved = np.ones(t, dtype=bool)
     total = count_flip_sets(K_train.shape[0], max_flips, n_classes)
-    bar = tqdm(total=total, desc="enumerate flip sets", disable=not progress, leave=False)
-    for k in range(max_flips + 1):
-        for labels in iter_flipped_labelings(y, n_classes, k):
-            bar.update(labels.shape[0])
-            cols = np.flatnonzero(unresolved)
-            scores = perturbed_scores(K_train, K_test[cols], labels, n_classes, model=model,
-                                      C=C, W=None if state["W"] is None else state["W"][cols],
-                                      beta_warm=state.get("beta"))
-            margins = prediction_margins(scores, state["prediction"][cols], n_classes)
-            changed = margins <= state["tie_tol"][cols][None, :]
-            hit = np.flatnonzero(changed.any(axis=0))
-            for j in hit:
-                node = cols[j]
-                result[node] = k
-                witnesses[node] = labels[int(np.argmax(changed[:, j]))].copy()
-            unresolved[cols[hit]] = False
-            if not unresolved.any():
-                break
-        if not unresolved.any():
-            break
-    bar.close()
+    with tqdm(total=total, desc="enumerate flip sets", disable=not progress,
+              leave=False) as bar:
+        for k in range(max_flips + 1):
+            for labels in iter_flipped_labelings(y, n_classes, k):
+                bar.update(labels.shape[0])
+                cols = np.flatnonzero(unresolved)
+                scores = perturbed_scores(
+                    K_train, K_test[cols], labels, n_classes, model=model, C=C,
+                    W=None if state["W"] is None else state["W"][cols],
+                    beta_warm=state.get("beta"))
+                changed = changed_predictions(scores, state, cols)
+                hit = np.flatnonzero(changed.any(axis=0))
+                for j in hit:
+                    node = cols[j]
+                    result[node] = k
+                    witnesses[node] = labels[int(np.argmax(changed[:, j]))].copy()
+                unresolved[cols[hit]] = False
+                if not unresolved.any():
+                    return result, witnesses
     return result, witnesses
+
+
+def _most_changed_per_flip_count(K_train: np.ndarray, K_test: np.ndarray, y: np.ndarray,
+                                 n_classes: int, *, model: str, C: float | None,
+                                 ridge: float | None, max_flips: int,
+                                 progress: bool) -> Iterator[tuple[int, int, np.ndarray]]:
+    """The loop shared by the collective enumerations: for k = 0..max_flips, yield
+    ``(k, most, witness)``, the most test predictions one labelling with exactly k flips
+    changes and the first labelling attaining it (a batch stops early once all t change)."""
+    state = clean_state(K_train, K_test, y, n_classes, model=model, C=C, ridge=ridge)
+    t = K_test.shape[0]
+    total = count_flip_sets(K_train.shape[0], max_flips, n_classes)
+    with tqdm(total=total, desc="enumerate flip sets", disable=not progress,
+              leave=False) as bar:
+        for k in range(max_flips + 1):
+            most, witness = -1, y.copy()
+            for labels in iter_flipped_labelings(y, n_classes, k):
+                bar.update(labels.shape[0])
+                scores = perturbed_scores(K_train, K_test, labels, n_classes, model=model,
+                                          C=C, W=state["W"], beta_warm=state.get("beta"))
+                counts = changed_predictions(scores, state).sum(axis=1)
+                i = int(np.argmax(counts))
+                if counts[i] > most:
+                    most, witness = int(counts[i]), labels[i].copy()
+                if most == t:
+                    break
+            yield k, most, witness
 
 
 def enumerate_collective(K_train: np.ndarray, K_test: np.ndarray, y: np.ndarray,
@@ -194,28 +246,14 @@ def enumerate_collective(K_train: np.ndarray, K_test: np.ndarray, y: np.ndarray,
     Returns:
         ``(max_changed, witness_labels)`` (the first labelling attaining the maximum).
     """
-    state = clean_state(K_train, K_test, y, n_classes, model=model, C=C, ridge=ridge)
-    t = K_test.shape[0]
-    best = -1
-    witness = y.copy()
-    total = count_flip_sets(K_train.shape[0], budget, n_classes)
-    bar = tqdm(total=total, desc="enumerate flip sets", disable=not progress, leave=False)
-    for k in range(budget + 1):
-        for labels in iter_flipped_labelings(y, n_classes, k):
-            bar.update(labels.shape[0])
-            scores = perturbed_scores(K_train, K_test, labels, n_classes, model=model, C=C,
-                                      W=state["W"], beta_warm=state.get("beta"))
-            margins = prediction_margins(scores, state["prediction"], n_classes)
-            counts = (margins <= state["tie_tol"][None, :]).sum(axis=1)
-            i = int(np.argmax(counts))
-            if counts[i] > best:
-                best = int(counts[i])
-                witness = labels[i].copy()
-            if best == t:
-                break
-        if best == t:
+    best, witness = -1, y.copy()
+    for _, most, labels in _most_changed_per_flip_count(
+            K_train, K_test, y, n_classes, model=model, C=C, ridge=ridge, max_flips=budget,
+            progress=progress):
+        if most > best:
+            best, witness = most, labels
+        if best == K_test.shape[0]:
             break
-    bar.close()
     return best, witness
 
 
@@ -229,24 +267,14 @@ def enumerate_collective_curve(K_train: np.ndarray, K_test: np.ndarray, y: np.nd
         int64 (max_budget + 1,): entry k is the largest number of test predictions one
         labelling within k flips changes (non-decreasing in k).
     """
-    state = clean_state(K_train, K_test, y, n_classes, model=model, C=C, ridge=ridge)
     t = K_test.shape[0]
-    best = np.zeros(max_budget + 1, dtype=np.int64)
-    total = count_flip_sets(K_train.shape[0], max_budget, n_classes)
-    bar = tqdm(total=total, desc="enumerate flip sets", disable=not progress, leave=False)
-    for k in range(max_budget + 1):
-        if k > 0:
-            best[k] = best[k - 1]
-        if best[k] == t:
-            continue
-        for labels in iter_flipped_labelings(y, n_classes, k):
-            bar.update(labels.shape[0])
-            scores = perturbed_scores(K_train, K_test, labels, n_classes, model=model, C=C,
-                                      W=state["W"], beta_warm=state.get("beta"))
-            margins = prediction_margins(scores, state["prediction"], n_classes)
-            counts = (margins <= state["tie_tol"][None, :]).sum(axis=1)
-            best[k] = max(best[k], int(counts.max()))
-            if best[k] == t:
-                break
-    bar.close()
+    best = np.full(max_budget + 1, t, dtype=np.int64)
+    running = 0
+    for k, most, _ in _most_changed_per_flip_count(
+            K_train, K_test, y, n_classes, model=model, C=C, ridge=ridge,
+            max_flips=max_budget, progress=progress):
+        running = max(running, most)
+        best[k] = running
+        if running == t:
+            break
     return best
