@@ -189,14 +189,15 @@ class RivalFlips:
     tolerance: np.ndarray
 
 
-def _tie_tolerance(K_test: np.ndarray, W: np.ndarray, n_classes: int, *, model: str,
-                   C: float | None) -> np.ndarray:
+def _tie_tolerance(K_train: np.ndarray, K_test: np.ndarray, W: np.ndarray, n_classes: int, *,
+                   model: str, C: float | None) -> np.ndarray:
     """TIE_RTOL * score_scale of :mod:`certlab.poisoning.svm`, converted to one-hot units.
 
     The project's decision values are f = s_1 - s_0 (binary), s_c (multi-class KRR) and
     f_c = 2 s_c - const (one-vs-rest SVM), so a multi-class SVM margin is twice ours.
     """
-    scale = score_scale(K_test, model=model, C=C, weights=W if model == "krr" else None)
+    scale = score_scale(K_test, model=model, C=C, weights=W if model == "krr" else None,
+                        K_train=K_train if model == "svm" else None)
     unit = 2.0 if (model == "svm" and n_classes > 2) else 1.0
     return TIE_RTOL * scale / unit
 
@@ -287,7 +288,7 @@ def _rival_flips_from_weights(W: np.ndarray, labels: np.ndarray, n_classes: int,
 
 def _weights_and_tolerance(K_train, K_test, n_classes, model, C, ridge):
     W = label_weights(K_train, K_test, model=model, C=C, ridge=ridge)
-    return W, _tie_tolerance(K_test, W, n_classes, model=model, C=C)
+    return W, _tie_tolerance(K_train, K_test, W, n_classes, model=model, C=C)
 
 
 def closed_form_rival_flips(K_train: np.ndarray, K_test: np.ndarray, y: np.ndarray,

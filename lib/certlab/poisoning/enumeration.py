@@ -19,20 +19,22 @@ from __future__ import annotations
 import itertools
 import warnings
 from math import comb
-from typing import Iterator
+from typing import Any, Iterator
 
 import numpy as np
 from tqdm import tqdm
 
-from certlab.poisoning.svm import (TIE_RTOL, krr_weights, ovr_labels, prediction_margins,
-                                   predict_from_scores, score_scale, solve_svm_dual_batch)
+from certlab.poisoning.svm import (TIE_RTOL, dual_error_radius, kernel_projection_norms,
+                                   krr_weights, ovr_labels, prediction_margins,
+                                   predict_from_scores, safe_min_eigenvalue, score_scale,
+                                   solve_svm_dual_batch)
 
 __all__ = [
     "count_flip_sets",
     "iter_flipped_labelings",
     "perturbed_scores",
     "clean_state",
-    "changed_predictions",
+    "retrained_changes",
     "enumerate_min_flips",
     "enumerate_collective",
     "enumerate_collective_curve",
@@ -94,7 +96,9 @@ def clean_state(K_train: np.ndarray, K_test: np.ndarray, y: np.ndarray, n_classe
         state["scale"] = score_scale(K_test, model="krr", weights=W)
     else:
         state["W"] = None
-        state["scale"] = score_scale(K_test, model="svm", C=C)
+        state["scale"] = score_scale(K_test, model="svm", C=C, K_train=K_train)
+        state["q"] = kernel_projection_norms(K_train, K_test)
+        state["lam_min"] = safe_min_eigenvalue(K_train)
         beta, _, _ = solve_svm_dual_batch(K_train, ovr_labels(y, n_classes), C)
         state["beta"] = beta  # (1 or c, m)
     scores = perturbed_scores(K_train, K_test, y[None, :], n_classes, model=model, C=C,
@@ -109,18 +113,24 @@ def clean_state(K_train: np.ndarray, K_test: np.ndarray, y: np.ndarray, n_classe
 def perturbed_scores(K_train: np.ndarray, K_test: np.ndarray, labels: np.ndarray,
                      n_classes: int, *, model: str, C: float | None = None,
                      W: np.ndarray | None = None,
-                     beta_warm: np.ndarray | None = None) -> np.ndarray:
+                     beta_warm: np.ndarray | None = None,
+                     q: np.ndarray | None = None, lam_min: float | None = None) -> Any:
     """Decision values after exact re-training on each labelling.
 
     Args:
         K_train: (m, m); K_test: (t, m); labels: (B, m) (+-1 binary or 0..c-1 multi-class).
         W: (t, m) KRR weights K_test (K + ridge I)^-1 (model "krr").
         beta_warm: optional (1 or c, m) clean signed duals used as a warm start (SVM).
+        q: optional (t,) k^T K^+ k of the test rows (:func:`kernel_projection_norms`); when
+            given (SVM), a rigorous bound on the error of each decision value is returned too.
+        lam_min: optional lower bound on the smallest eigenvalue of K_train (tightens it).
 
     Returns:
         (B, t) binary or (B, t, c) multi-class decision values; NaN for a labelling whose SVM
         dual no solver brought to its KKT tolerance (undecided: callers count it as a
-        changed prediction, which can only lower a certificate).
+        changed prediction, which can only lower a certificate). With ``q`` (SVM):
+        ``(scores, errors)``, errors of the same shape with |score - exact score| <= error
+        (:func:`certlab.poisoning.svm.dual_error_radius` times sqrt(q); KRR: no ``q``).
     """
     B, m = labels.shape
     if model == "krr":
@@ -133,39 +143,68 @@ def perturbed_scores(K_train: np.ndarray, K_test: np.ndarray, labels: np.ndarray
         warm = None
         if beta_warm is not None:
             warm = np.where(Y * beta_warm[0][None, :] >= 0, beta_warm[0][None, :], 0.0)
-        beta, _, _ = solve_svm_dual_batch(K_train, Y, C, beta0=warm, on_failure="nan")
-        return beta @ K_test.T
-    Y = np.where(labels[:, None, :] == np.arange(n_classes)[None, :, None], 1.0, -1.0)
-    Y = Y.reshape(B * n_classes, m)
-    warm = None
-    if beta_warm is not None:
-        bw = np.tile(beta_warm, (B, 1))
-        warm = np.where(Y * bw >= 0, bw, 0.0)
+    else:
+        Y = np.where(labels[:, None, :] == np.arange(n_classes)[None, :, None], 1.0, -1.0)
+        Y = Y.reshape(B * n_classes, m)
+        warm = None
+        if beta_warm is not None:
+            bw = np.tile(beta_warm, (B, 1))
+            warm = np.where(Y * bw >= 0, bw, 0.0)
     beta, _, _ = solve_svm_dual_batch(K_train, Y, C, beta0=warm, on_failure="nan")
-    return (beta @ K_test.T).reshape(B, n_classes, -1).transpose(0, 2, 1)
+    scores = beta @ K_test.T  # (B or B c, t)
+    if q is not None:
+        err = dual_error_radius(K_train, Y, np.nan_to_num(beta), C, lam_min)[:, None] * np.sqrt(
+            np.maximum(q, 0.0))[None, :]
+        # plus the float64 rounding of the product K_test @ beta itself
+        err = err + (m + 2) * np.finfo(np.float64).eps * (np.abs(beta) @ np.abs(K_test).T)
+        err = np.where(np.isnan(scores), np.inf, err)
+    if n_classes > 2:
+        scores = scores.reshape(B, n_classes, -1).transpose(0, 2, 1)
+        if q is not None:
+            err = err.reshape(B, n_classes, -1).transpose(0, 2, 1)
+    return scores if q is None else (scores, err)
 
 
-def changed_predictions(scores: np.ndarray, state: dict,
-                        cols: np.ndarray | None = None) -> np.ndarray:
-    """Which predictions count as changed under re-trained decision values.
+def retrained_changes(K_train: np.ndarray, K_test: np.ndarray, labels: np.ndarray,
+                      state: dict, cols: np.ndarray | None = None) -> np.ndarray:
+    """Which predictions count as changed after re-training on each labelling (the decision
+    rule shared by enumeration and the MILP's witness checks).
+
+    Rule: with margin M (:func:`certlab.poisoning.svm.prediction_margins`, exact re-training),
+    tie tolerance tau = TIE_RTOL * score_scale and (SVM) the rigorous error bound e of the
+    re-trained margin (:func:`perturbed_scores` with ``q``), the prediction
+
+    - is changed if M <= tau (ties and near-ties count as changed),
+    - is kept if M > tau + e,
+    - is undecided if tau < M <= tau + e or the re-training failed (NaN): counted as changed,
+      which can only lower a certificate, with a RuntimeWarning.
 
     Args:
-        scores: (B, t') output of :func:`perturbed_scores` (or (B, t', c)).
-        state: :func:`clean_state`; cols: the t' test rows of ``state`` (default: all).
+        labels: (B, m); state: :func:`clean_state`; cols: the test rows to evaluate
+            (default: all); K_test: ALL t test rows (``cols`` selects).
 
     Returns:
-        bool (B, t'): margin <= tie tolerance (ties count as changed), and NaN scores
-        (undecided re-training) count as changed too, with a RuntimeWarning: a certificate
-        can only get smaller, never wrongly larger.
+        bool (B, t').
     """
-    sel = slice(None) if cols is None else cols
-    margins = prediction_margins(scores, state["prediction"][sel], state["n_classes"])
-    undecided = np.isnan(margins)
+    sel = np.arange(K_test.shape[0]) if cols is None else np.asarray(cols)
+    n_classes = state["n_classes"]
+    W = None if state["W"] is None else state["W"][sel]
+    if state["model"] == "svm":
+        scores, err = perturbed_scores(K_train, K_test[sel], labels, n_classes, model="svm",
+                                       C=state["C"], beta_warm=state.get("beta"),
+                                       q=state["q"][sel], lam_min=state["lam_min"])
+        margin_err = err if n_classes == 2 else 2.0 * err.max(axis=-1)
+    else:
+        scores = perturbed_scores(K_train, K_test[sel], labels, n_classes, model="krr", W=W)
+        margin_err = np.zeros(scores.shape[:2])
+    margins = prediction_margins(scores, state["prediction"][sel], n_classes)
+    tau = state["tie_tol"][sel][None, :]
+    undecided = ~(margins <= tau) & ~(margins > tau + margin_err)
     if np.any(undecided):
-        warnings.warn(f"{int(undecided.any(axis=-1).sum())} re-trained SVM(s) did not reach the "
-                      "KKT tolerance; their predictions count as changed (conservative)",
-                      RuntimeWarning, stacklevel=3)
-    return ~(margins > state["tie_tol"][sel][None, :])
+        warnings.warn(f"{int(undecided.sum())} re-trained prediction(s) within the numerical "
+                      "error bound of a tie (or re-training failed): counted as changed "
+                      "(conservative)", RuntimeWarning, stacklevel=3)
+    return ~(margins > tau + margin_err)
 
 
 def enumerate_min_flips(K_train: np.ndarray, K_test: np.ndarray, y: np.ndarray,
@@ -194,11 +233,7 @@ def enumerate_min_flips(K_train: np.ndarray, K_test: np.ndarray, y: np.ndarray,
             for labels in iter_flipped_labelings(y, n_classes, k):
                 bar.update(labels.shape[0])
                 cols = np.flatnonzero(unresolved)
-                scores = perturbed_scores(
-                    K_train, K_test[cols], labels, n_classes, model=model, C=C,
-                    W=None if state["W"] is None else state["W"][cols],
-                    beta_warm=state.get("beta"))
-                changed = changed_predictions(scores, state, cols)
+                changed = retrained_changes(K_train, K_test, labels, state, cols)
                 hit = np.flatnonzero(changed.any(axis=0))
                 for j in hit:
                     node = cols[j]
@@ -226,9 +261,7 @@ def _most_changed_per_flip_count(K_train: np.ndarray, K_test: np.ndarray, y: np.
             most, witness = -1, y.copy()
             for labels in iter_flipped_labelings(y, n_classes, k):
                 bar.update(labels.shape[0])
-                scores = perturbed_scores(K_train, K_test, labels, n_classes, model=model,
-                                          C=C, W=state["W"], beta_warm=state.get("beta"))
-                counts = changed_predictions(scores, state).sum(axis=1)
+                counts = retrained_changes(K_train, K_test, labels, state).sum(axis=1)
                 i = int(np.argmax(counts))
                 if counts[i] > most:
                     most, witness = int(counts[i]), labels[i].copy()

@@ -43,8 +43,8 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from certlab.poisoning.validation import (validate_kernel_pair, validate_labels,
-                                          validate_model_parameters)
+from certlab.poisoning.validation import (check_positive_semidefinite, validate_kernel_pair,
+                                          validate_labels, validate_model_parameters)
 
 __all__ = [
     "SVMDualSolution",
@@ -64,6 +64,10 @@ __all__ = [
     "predict_from_scores",
     "prediction_margins",
     "score_scale",
+    "svm_norm_bound",
+    "kernel_projection_norms",
+    "dual_error_radius",
+    "safe_min_eigenvalue",
     "DEFAULT_C_GRID",
     "TIE_RTOL",
 ]
@@ -178,6 +182,7 @@ def solve_svm_dual_batch(K: np.ndarray, Y: np.ndarray, C: float, *, tol: float =
     for i in failed:
         beta_out[i] = _active_set_box_qp(K, Y[i], lo[i], hi[i], beta_out[i])
         res_out[i] = _kkt_residual(K, Y[i:i + 1], beta_out[i:i + 1], float(C))[0]
+    _polish(K, Y, beta_out, res_out, lo, hi)
     failed = ~(res_out <= kkt_tolerance(K, beta_out, tol))
     if np.any(failed):
         msg = (f"SVM dual solver did not reach KKT residual {tol:g} (projected Newton, "
@@ -189,6 +194,42 @@ def solve_svm_dual_batch(K: np.ndarray, Y: np.ndarray, C: float, *, tol: float =
         beta_out[failed] = np.nan
     gap = svm_duality_gap(K, Y, beta_out, float(C))
     return beta_out, res_out, gap
+
+
+def _gradient_ld(K: np.ndarray, Y: np.ndarray, beta: np.ndarray) -> np.ndarray:
+    """K beta - y evaluated in extended precision (long double), returned as float64."""
+    return (beta.astype(np.longdouble) @ K.astype(np.longdouble) - Y).astype(np.float64)
+
+
+def _polish(K: np.ndarray, Y: np.ndarray, beta: np.ndarray, residual: np.ndarray,
+            lo: np.ndarray, hi: np.ndarray, steps: int = 2) -> None:
+    """In place: Newton steps on the current faces (free = strictly inside the box) with the
+    gradient in extended precision, so that the free gradient reaches the float64 rounding
+    level and :func:`dual_error_radius` certifies the decision values to about 1e-8. A row
+    keeps a step only if it stays inside the box and its KKT residual does not grow."""
+    B, m = beta.shape
+    if B == 0:
+        return
+    diagK = np.diag(K)
+    shift = 1e-14 * max(float(np.max(np.abs(diagK))), 1e-300)
+    chunk = max(1, int(4e6 // (m * m)))
+    for start in range(0, B, chunk):
+        sl = slice(start, min(B, start + chunk))
+        for _ in range(steps):
+            b = beta[sl]
+            ok = np.all(np.isfinite(b), axis=1)
+            g = _gradient_ld(K, Y[sl], np.nan_to_num(b))
+            free = (b > lo[sl]) & (b < hi[sl]) & ok[:, None]
+            A = np.where(free[:, :, None] & free[:, None, :], K[None], 0.0)
+            A[:, np.arange(m), np.arange(m)] = np.where(free, diagK + shift, 1.0)
+            d = np.linalg.solve(A, -np.where(free, g, 0.0)[:, :, None])[:, :, 0]
+            cand = b + d
+            inside = np.all((cand >= lo[sl]) & (cand <= hi[sl]), axis=1) & ok
+            new_res = np.max(np.abs(cand - np.clip(cand - _gradient_ld(K, Y[sl], cand),
+                                                   lo[sl], hi[sl])), axis=1)
+            take = inside & (new_res <= residual[sl])
+            beta[sl] = np.where(take[:, None], cand, b)
+            residual[sl] = np.where(take, new_res, residual[sl])
 
 
 def _kkt_residual(K: np.ndarray, Y: np.ndarray, beta: np.ndarray, C: float) -> np.ndarray:
@@ -373,6 +414,7 @@ def solve_svm_dual(K_train: Any, y: Any, C: float, *, tol: float = DEFAULT_TOL,
         K_train: (m, m) symmetric kernel. y: (m,) labels in {-1, +1} (or {0, 1}). C: > 0.
     """
     K_train, _ = validate_kernel_pair(K_train, np.zeros((1, np.shape(K_train)[-1])))
+    check_positive_semidefinite(K_train)
     yy, n_classes = validate_labels(y, K_train.shape[0])
     if n_classes != 2:
         raise ValueError("solve_svm_dual needs binary labels; use fit_svm for multi-class")
@@ -477,28 +519,122 @@ def prediction_margins(scores: np.ndarray, clean_prediction: np.ndarray,
     return own - rivals.max(axis=-1)
 
 
+#: Kernels with smallest eigenvalue below this fraction of the largest are treated as
+#: singular by :func:`svm_norm_bound` (then only the bound ||w||^2 <= 2 C m is used).
+COND_LIMIT = 1e8
+
+
+def kernel_projection_norms(K_train: np.ndarray, K_test: np.ndarray) -> np.ndarray:
+    """(t,) q_i = k_i^T K^+ k_i, the squared norm of the projection of phi(x_i) onto the span
+    of the training features (k_i = K_test[i]); |f(x_i)| <= sqrt(q_i) ||w|| for every model
+    f = <w, phi> with w in that span (Cauchy-Schwarz in the K inner product). Eigenvalues
+    below 1e-12 of the largest are dropped (pseudo-inverse)."""
+    lam, V = np.linalg.eigh(K_train)
+    keep = lam > 1e-12 * max(float(lam[-1]), 1e-300)
+    proj = K_test @ V[:, keep]
+    return np.einsum("tk,tk->t", proj / lam[keep], proj)
+
+
+def svm_norm_bound(K_train: np.ndarray, C: float) -> float:
+    """Upper bound on ||w|| of the bias-free SVM for EVERY labelling: ||w||^2 <= 2 P* with
+    P* <= P(0) = C m, and, for a positive definite K (smallest eigenvalue lambda > 0, cond
+    <= COND_LIMIT), P* <= P(interpolant) = y^T K^-1 y / 2 <= m / (2 lambda). The second
+    bound does not grow with C (hard-margin regime)."""
+    m = K_train.shape[0]
+    bound = 2.0 * C * m
+    lam_max = max(float(np.linalg.eigvalsh(K_train)[-1]), 1e-300)
+    lam_safe = safe_min_eigenvalue(K_train)
+    if lam_safe > lam_max / COND_LIMIT:
+        bound = min(bound, m / lam_safe)
+    return float(np.sqrt(bound))
+
+
 def score_scale(K_test: np.ndarray, *, model: str, C: float | None = None,
-                weights: np.ndarray | None = None) -> np.ndarray:
+                weights: np.ndarray | None = None,
+                K_train: np.ndarray | None = None) -> np.ndarray:
     """Largest possible |decision value| per test row under ANY labelling, shape (t,).
 
-    SVM: |f(x)| <= C sum_j |K(x, x_j)|; KRR: |f(x)| <= sum_j |W_xj| with W = K_test
-    (K + ridge I)^-1 (``weights``). Used to make every tolerance relative.
+    SVM: |f(x)| <= C sum_j |K(x, x_j)|, and, when ``K_train`` is given, also
+    |f(x)| <= sqrt(k^T K^+ k) * :func:`svm_norm_bound` (with a 1.001 safety factor for
+    rounding; the bound that does not grow with C, so tolerances relative to it stay
+    meaningful at large C). KRR: |f(x)| <= sum_j |W_xj| with W = K_test (K + ridge I)^-1
+    (``weights``). Used to make every tolerance relative, and by the MILP as a big-M.
     """
     if model == "svm":
         s = C * np.abs(K_test).sum(axis=1)
+        if K_train is not None:
+            q = kernel_projection_norms(K_train, K_test)
+            s = np.minimum(s, 1.001 * np.sqrt(np.maximum(q, 0.0)) * svm_norm_bound(K_train, C))
     else:
         s = np.abs(weights).sum(axis=1)
     return np.maximum(s, 1e-300)
+
+
+def safe_min_eigenvalue(K: np.ndarray) -> float:
+    """A rigorous lower bound on the smallest eigenvalue of the symmetric K (the computed one
+    minus 8 m eps max |eigenvalue|, above LAPACK's backward error); <= 0 when K may be
+    singular."""
+    lam = np.linalg.eigvalsh(K)
+    lam_max = max(float(np.max(np.abs(lam))), 1e-300)
+    return float(lam[0]) - 8.0 * K.shape[0] * np.finfo(np.float64).eps * lam_max
+
+
+def dual_error_radius(K: np.ndarray, Y: np.ndarray, beta: np.ndarray, C: float,
+                      lam_min: float | None = None) -> np.ndarray:
+    """(B,) rigorous bound r >= ||w - w*|| (feature space) for feasible signed duals ``beta``.
+
+    With g = K beta - y and any optimum beta*, ||w - w*||^2 = (beta - beta*)^T K
+    (beta - beta*) <= g^T (beta - beta*) (optimality of beta*), and beta* lies in the box
+    intersected with |beta*_i| <= sum_j |beta*_j| = ||w*||^2 + C sum xi* <= 2 P(w_beta)
+    (complementary slackness), so the maximum of g^T (beta - z) over that smaller box bounds
+    it, also at very large C where the box itself is huge. With a positive lower bound
+    ``lam_min`` on the smallest eigenvalue of K (:func:`safe_min_eigenvalue`) a bound linear
+    in g holds too: entries at a bound whose gradient provably points outward contribute
+    <= 0, the others at most |g_i| |d_i|, so d^T K d <= ||g_U|| ||d|| <= ||g_U||
+    sqrt(d^T K d / lam_min), i.e. ||w - w*|| <= ||g_U|| / sqrt(lam_min); the smaller bound
+    is returned. g is evaluated in long double and
+    its rounding is included (4 m eps_ld (|K| |beta| + 1) per entry, plus the float64
+    rounding of the stored result). Then |f(x) - f*(x)| <= r sqrt(k^T K^+ k).
+    """
+    beta = np.atleast_2d(beta)
+    Y = np.atleast_2d(Y)
+    m = K.shape[0]
+    eps = float(np.finfo(np.longdouble).eps)
+    g = _gradient_ld(K, Y, beta)  # extended precision: the bound is limited by its rounding
+    Kb = g + Y
+    primal = 0.5 * np.einsum("bi,bi->b", beta, Kb) + C * np.maximum(0.0, -Y * g).sum(axis=1)
+    A = (2.0 * primal * (1.0 + 1e-9) + 1e-300)[:, None]
+    lo, hi = _box(Y, C)
+    lo, hi = np.maximum(lo, -A), np.minimum(hi, A)
+    delta = ((4.0 * m * eps) * (np.abs(beta) @ np.abs(K) + 1.0)
+             + np.finfo(np.float64).eps * np.abs(g))
+    term = np.maximum(g * (beta - lo), g * (beta - hi)) + delta * (hi - lo)
+    radius = np.sqrt(np.maximum(term.sum(axis=1), 0.0))
+    if lam_min is not None and lam_min > 0:
+        lo_box, hi_box = _box(Y, C)
+        outward = (((beta <= lo_box) & (g - delta >= 0))
+                   | ((beta >= hi_box) & (g + delta <= 0)))
+        g_u = np.where(outward, 0.0, np.abs(g) + delta)
+        radius = np.minimum(radius, np.linalg.norm(g_u, axis=1) / np.sqrt(lam_min)
+                            * (1.0 + 1e-12))
+    return radius
 
 
 def fit_svm(K_train: Any, y_train: Any, C: float, *, tol: float = DEFAULT_TOL) -> KernelSVM:
     """Fit the bias-free kernel SVM (binary) or its one-vs-rest extension (multi-class).
 
     Args:
-        K_train: (m, m) symmetric kernel. y_train: (m,) labels ({-1, +1}, {0, 1} or 0..c-1).
-        C: box bound > 0. tol: KKT residual of every dual solve.
+        K_train: (m, m) symmetric positive semi-definite kernel. y_train: (m,) labels
+            ({-1, +1}, {0, 1} or 0..c-1). C: box bound > 0. tol: KKT residual of every dual
+            solve.
+
+    Raises:
+        ValueError: K_train not symmetric or not positive semi-definite (smallest eigenvalue
+            below -1e-9 times the largest |eigenvalue|; the dual is then not convex and is
+            refused up front), bad labels or C.
     """
     K_train, _ = validate_kernel_pair(K_train, np.zeros((1, np.shape(K_train)[-1])))
+    check_positive_semidefinite(K_train)
     y, n_classes = validate_labels(y_train, K_train.shape[0])
     _, C, _ = validate_model_parameters("svm", C, None)
     Y = ovr_labels(y, n_classes)
@@ -570,6 +706,7 @@ def select_C_cv(K_train: Any, y_train: Any, *, C_grid: Sequence[float] = DEFAULT
         go to the smallest C (the most regularised model).
     """
     K_train, _ = validate_kernel_pair(K_train, np.zeros((1, np.shape(K_train)[-1])))
+    check_positive_semidefinite(K_train)
     y, n_classes = validate_labels(y_train, K_train.shape[0])
     grid = [validate_model_parameters("svm", c, None)[1] for c in C_grid]
     if not grid:
