@@ -182,3 +182,24 @@ def test_full_enumeration_agrees_with_part_decomposition():
                 if majority_vote(v, 3) != clean[i]:
                     best[i] = min(best[i], flips)
         np.testing.assert_array_equal(best, truth)
+
+
+def test_measure_ensemble_looseness_reports_sound_gaps():
+    """The fidelity measurement (issue 12): per-part bounds never exceed the exact costs,
+    some are loose on random multi-class ensembles, the certificate gaps are >= 0, and the
+    result is deterministic."""
+    from certlab.poisoning.ensembles import measure_ensemble_looseness
+
+    rep = measure_ensemble_looseness(12, n_classes=4, n_parts=4, part_size=4, n_test=3, seed=1)
+    assert rep.n_points == 36 and rep.n_costs == 12 * 4 * 3 * 3
+    assert 0 < rep.costs_loose <= rep.n_costs and rep.max_cost_gap >= 1
+    assert np.all(rep.cert_gaps >= 0) and rep.certs_loose == int(np.sum(rep.cert_gaps > 0))
+    assert 0.0 < rep.flagged_exact < 1.0
+    again = measure_ensemble_looseness(12, n_classes=4, n_parts=4, part_size=4, n_test=3,
+                                       seed=1)
+    np.testing.assert_array_equal(again.cert_gaps, rep.cert_gaps)
+    assert again.costs_loose == rep.costs_loose
+    with pytest.raises(ValueError, match="n_classes"):
+        measure_ensemble_looseness(1, n_classes=2)
+    with pytest.raises(ValueError, match="part_size"):
+        measure_ensemble_looseness(1, part_size=7)
