@@ -18,6 +18,11 @@ of labellings is small, else the MILP).
 Conventions (every method): binary predictions are +1 iff f > 0; multi-class predictions are
 the argmax with ties to the smallest class; a prediction counts as changed as soon as its
 margin is <= 1e-9 * score_scale (ties count as changed, so certificates are conservative).
+score_scale bounds |f| for every labelling (SVM: min(C sum_j |K(x, x_j)|,
+sqrt(k^T K^+ k) * svm_norm_bound), which stops growing with C for positive definite K, so
+the tolerance stays meaningful at very large C); re-trained SVM margins within their rigorous
+error bound of that tolerance count as changed too (see
+:func:`certlab.poisoning.enumeration.retrained_changes`).
 """
 
 from __future__ import annotations
@@ -193,8 +198,12 @@ def min_label_flips(K_train: Any, K_test: Any, y_train: Any, *, model: str = "sv
         <= max_flips changes the prediction, 0 where the clean prediction is a tie.
 
     Raises:
-        ValueError / TypeError for bad input; ``certlab.poisoning.closed_form.RegimeError``
-        (a ValueError) for method="closed_form" outside its regime.
+        ValueError / TypeError for bad input (SVM: K_train must be positive semi-definite);
+        ``certlab.poisoning.closed_form.RegimeError`` (a ValueError) for
+        method="closed_form" outside its regime; RuntimeError only if the CLEAN SVM cannot
+        be solved to tolerance (its prediction is then undefined). A re-training within the
+        search that cannot be certified to tolerance never raises: it counts as a changed
+        prediction (the result can only get smaller) with a RuntimeWarning.
     """
     inp = _validated_inputs(K_train, K_test, y_train, model=model, C=C, ridge=ridge,
                             budget_name="max_flips", budget=max_flips, method=method,

@@ -9,9 +9,13 @@ Flip sets (Sabanayagam et al., 2025, Sec. 3): the attacker changes the labels of
 of the m labeled training points. Binary: a flip negates a label. Multi-class (c >= 3): a
 flip moves a label to ANY other class, so there are sum_{j<=k} binom(m, j) (c-1)^j labellings.
 
-"Changed prediction" (shared with the MILP): the clean class's margin
-(:func:`certlab.poisoning.svm.prediction_margins`) drops to <= TIE_RTOL * score_scale; ties
-count as changed (conservative).
+"Changed prediction" (:func:`retrained_changes`, the rule the MILP's witness checks should
+share): the clean class's margin (:func:`certlab.poisoning.svm.prediction_margins`) drops to
+<= TIE_RTOL * score_scale; ties count as changed (conservative). For the SVM a margin within
+the rigorous error bound of the re-trained decision values above that tolerance, or a
+re-training that failed, is undecided and also counts as changed (with a RuntimeWarning):
+a certificate can only get smaller, never wrongly larger, and a run never ends with an
+exception because one of its re-trainings did not converge.
 """
 
 from __future__ import annotations

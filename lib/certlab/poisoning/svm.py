@@ -26,7 +26,20 @@ need *many* small problems solved at once (enumeration re-solves up to ~10^6 lab
 epsilon-active sets and Armijo search along the projection arc; the Newton systems on the
 free variables are solved for the whole batch with one ``numpy.linalg.solve`` call and a
 tiny Levenberg-Marquardt shift so that singular (low-rank) kernels such as the linear SGC
-NTK are handled; the iteration stops at a projected-gradient (KKT) residual of ``tol``.
+NTK are handled; the iteration stops at a projected-gradient (KKT) residual of ``tol``
+(or at the float64 rounding floor of :func:`kkt_tolerance` where that is larger, i.e. at
+very large C). Rows the Newton iteration leaves unconverged (it can zig-zag along the
+projection arc) are finished by an exact primal active-set method (Nocedal & Wright,
+Algorithm 16.3), and every row is polished by Newton steps on its face with the gradient in
+extended precision. A row that still misses the tolerance raises (or, with
+``on_failure="nan"``, comes back as NaN, which the certificates count as "changed").
+
+Accuracy of the decision values: :func:`dual_error_radius` bounds ||w - w*|| rigorously
+(duality-gap argument on a box shrunk by complementary slackness, and g / sqrt(lambda_min)
+for positive definite K, with the rounding of the long-double gradient included), so
+|f(x) - f*(x)| <= radius * sqrt(k^T K^+ k), typically 1e-14 here. Tolerances are relative to
+:func:`score_scale`, a bound on |f| for every labelling that does not grow with C once K is
+positive definite (:func:`svm_norm_bound`), so they stay meaningful at C = 1e9.
 
 Kernel ridge regression: f(x) = k(x)^T (K + ridge I)^-1 Y with Y = y in {-1, +1} (binary) or
 one-hot (multi-class), linear in the training labels.
