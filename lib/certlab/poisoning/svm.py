@@ -215,7 +215,7 @@ def _gradient_ld(K: np.ndarray, Y: np.ndarray, beta: np.ndarray) -> np.ndarray:
 
 
 def _polish(K: np.ndarray, Y: np.ndarray, beta: np.ndarray, residual: np.ndarray,
-            lo: np.ndarray, hi: np.ndarray, steps: int = 2) -> None:
+            lo: np.ndarray, hi: np.ndarray, steps: int = 1) -> None:
     """In place: Newton steps on the current faces (free = strictly inside the box) with the
     gradient in extended precision, so that the free gradient reaches the float64 rounding
     level and :func:`dual_error_radius` certifies the decision values to about 1e-8. A row
