@@ -125,3 +125,24 @@ def test_tolerances_do_not_scale_with_C():
     assert svm_norm_bound(K, 1e9) == svm_norm_bound(K, 1e12)
     state = clean_state(K, K_test, y, 2, model="svm", C=1e9, ridge=None)
     assert np.all(state["tie_tol"] < 1e-6 * np.abs(state["margin"]))
+
+
+def test_milp_is_refused_outside_its_numerical_range():
+    """At C = 1e8 the MILP's 1e-9 feasibility tolerance cannot decide (it proved "no flip set
+    works" where one does): the MILP routes refuse with a clear error, while "auto" answers by
+    enumeration when that is small, exactly."""
+    from certlab.poisoning.certificates import (MILP_MAX_RANGE, certify_samplewise,
+                                                collective_flips)
+
+    K, K_test, y = _instance(1)
+    C = 1e8
+    assert C * np.abs(K).sum(axis=1).max() > MILP_MAX_RANGE
+    with pytest.raises(ValueError, match="too large for the MILP"):
+        min_label_flips(K, K_test, y, model="svm", C=C, max_flips=1, method="milp")
+    with pytest.raises(ValueError, match="too large for the MILP"):
+        certify_samplewise(K, K_test, y, model="svm", C=C, budget=1)
+    with pytest.raises(ValueError, match="too large for the MILP"):
+        collective_flips(K, K_test, y, model="svm", C=C, budget=1, method="milp")
+    truth, _ = _brute_force_min_flips(K, K_test, y, C, max_flips=1)
+    np.testing.assert_array_equal(
+        min_label_flips(K, K_test, y, model="svm", C=C, max_flips=1, method="auto"), truth)

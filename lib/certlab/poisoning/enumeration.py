@@ -92,15 +92,26 @@ def iter_flipped_labelings(y: np.ndarray, n_classes: int, k: int,
 
 def clean_state(K_train: np.ndarray, K_test: np.ndarray, y: np.ndarray, n_classes: int, *,
                 model: str, C: float | None, ridge: float | None) -> dict:
-    """Clean fit: weights (KRR), signed duals (SVM), scores, predictions and tie tolerances."""
+    """Clean fit: weights (KRR), signed duals (SVM), scores, predictions and tie tolerances.
+
+    Keys: ``scale`` (t,) is the score scale in the MILP's own units (SVM: C sum_j |K_ij|,
+    the size of its dual expressions; its big-M, slack and certification threshold are
+    relative to it), ``tie_scale`` (t,) the tight bound on |f| for every labelling
+    (:func:`certlab.poisoning.svm.score_scale` with K_train; <= ``scale``), and ``tie_tol``
+    = TIE_RTOL * tie_scale, the one tie tolerance every method uses to decide "changed".
+    SVM also: ``q`` (k^T K^+ k per test row), ``lam_min`` (a lower bound on K's smallest
+    eigenvalue) and ``beta`` (clean signed duals).
+    """
     state: dict = {"model": model, "C": C, "ridge": ridge, "n_classes": n_classes}
     if model == "krr":
         W = krr_weights(K_train, K_test, ridge)
         state["W"] = W
         state["scale"] = score_scale(K_test, model="krr", weights=W)
+        state["tie_scale"] = state["scale"]
     else:
         state["W"] = None
-        state["scale"] = score_scale(K_test, model="svm", C=C, K_train=K_train)
+        state["scale"] = score_scale(K_test, model="svm", C=C)
+        state["tie_scale"] = score_scale(K_test, model="svm", C=C, K_train=K_train)
         state["q"] = kernel_projection_norms(K_train, K_test)
         state["lam_min"] = safe_min_eigenvalue(K_train)
         beta, _, _ = solve_svm_dual_batch(K_train, ovr_labels(y, n_classes), C)
@@ -110,7 +121,7 @@ def clean_state(K_train: np.ndarray, K_test: np.ndarray, y: np.ndarray, n_classe
     state["scores"] = scores
     state["prediction"] = predict_from_scores(scores, n_classes)
     state["margin"] = prediction_margins(scores, state["prediction"], n_classes)
-    state["tie_tol"] = TIE_RTOL * state["scale"]
+    state["tie_tol"] = TIE_RTOL * state["tie_scale"]
     return state
 
 
