@@ -76,38 +76,61 @@ def test_small_C_regime_puts_every_dual_at_C():
     np.testing.assert_allclose(model.decision_function(Kt), C * Kt @ y, rtol=1e-10)
 
 
-def test_solver_refuses_to_return_unconverged_solutions():
+def test_solver_refuses_to_return_unconverged_solutions(monkeypatch):
+    """When neither the Newton iteration nor the active-set method reaches the tolerance,
+    the solver raises (default) or marks the rows NaN (on_failure="nan"), never returns
+    an unconverged point as a solution."""
+    import certlab.poisoning.svm as svm_module
+
     K, _, rng = _kernel(12, seed=4)
     Y = np.where(rng.random((3, 12)) < 0.5, 1.0, -1.0)
+    monkeypatch.setattr(svm_module, "_active_set_box_qp",
+                        lambda K_, y_, lo_, hi_, b_, max_iter=None: np.clip(0 * b_, lo_, hi_))
     with pytest.raises(RuntimeError, match="did not reach"):
         solve_svm_dual_batch(K, Y, 10.0, max_iter=1)
+    beta, res, _ = solve_svm_dual_batch(K, Y, 10.0, max_iter=1, on_failure="nan")
+    assert np.all(np.isnan(beta)) and np.all(res > 1e-10)
+    with pytest.raises(ValueError, match="on_failure"):
+        solve_svm_dual_batch(K, Y, 10.0, on_failure="ignore")
 
 
-def test_stalled_newton_rows_are_restarted_and_checked(monkeypatch):
-    """A row the warm-started Newton iteration leaves unconverged is re-solved from other
-    starting points; the answer equals the cold solve and still meets the tolerance."""
+def test_stalled_newton_rows_are_finished_by_the_active_set_method(monkeypatch):
+    """A row the Newton iteration leaves unconverged is solved by the exact active-set
+    method; the answer equals the Newton solve of the other rows and meets the tolerance."""
     import certlab.poisoning.svm as svm_module
 
     K, _, rng = _kernel(12, seed=6)
     Y = np.where(rng.random((4, 12)) < 0.5, 1.0, -1.0)
     reference, _, _ = solve_svm_dual_batch(K, Y, 0.5)
     original = svm_module._projected_newton
-    calls = []
 
-    def stall_first_call(K_, Y_, C_, tol_, max_iter_, beta0_):
+    def stall(K_, Y_, C_, tol_, max_iter_, beta0_):
         beta, res = original(K_, Y_, C_, tol_, max_iter_, beta0_)
-        calls.append(Y_.shape[0])
-        if len(calls) == 1:  # pretend row 2 stalled
-            beta, res = beta.copy(), res.copy()
-            beta[2] = 0.0
-            res[2] = np.inf
+        beta, res = beta.copy(), res.copy()
+        beta[2] = 0.0  # pretend row 2 stalled at the origin
+        res[2] = np.inf
         return beta, res
 
-    monkeypatch.setattr(svm_module, "_projected_newton", stall_first_call)
+    monkeypatch.setattr(svm_module, "_projected_newton", stall)
     beta, res, gap = solve_svm_dual_batch(K, Y, 0.5, beta0=0.5 * np.abs(Y) * Y)
-    assert calls == [4, 1]
     assert np.all(res <= 1e-10) and np.all(np.abs(gap) < 1e-8)
     np.testing.assert_allclose(beta, reference, atol=1e-9)
+
+
+@pytest.mark.parametrize("C", [0.05, 0.7, 5.0, 1e4])
+def test_active_set_method_matches_exhaustive_active_sets(C):
+    """The active-set fallback alone (from the origin and from the box centre) gives the
+    exact dual of tiny problems, also at large C."""
+    from certlab.poisoning.svm import _active_set_box_qp, _box
+
+    K, _, rng = _kernel(6, seed=11)
+    for _ in range(5):
+        y = np.where(rng.random(6) < 0.5, 1, -1)
+        lo, hi = _box(y[None, :].astype(float), C)
+        a_exact = _exact_active_set_svm(K, y, C)
+        for start in (np.zeros(6), 0.5 * C * y):
+            beta = _active_set_box_qp(K, y.astype(float), lo[0], hi[0], start.astype(float))
+            np.testing.assert_allclose(np.abs(beta), a_exact, atol=1e-8 * max(1.0, C))
 
 
 def test_binary_label_encodings_and_ovr():

@@ -4,7 +4,8 @@ import numpy as np
 import pytest
 
 from certlab.poisoning.certificates import (certified_fraction, certify_samplewise,
-                                            collective_flips, min_label_flips)
+                                            collective_flips, collective_flips_curve,
+                                            min_label_flips)
 from certlab.poisoning.validation import (check_positive_semidefinite, validate_budget,
                                           validate_certificate_inputs, validate_labels)
 
@@ -134,3 +135,44 @@ def test_certified_fraction_checks():
         certified_fraction([1, 2], [0], correct=[True])
     with pytest.raises(ValueError, match="budgets"):
         certified_fraction([1, 2], [-1])
+    with pytest.raises(ValueError, match="budgets"):
+        certified_fraction([1, 2], [np.nan])
+    with pytest.raises(ValueError, match="min_flips"):
+        certified_fraction([1, np.nan], [0])
+    with pytest.raises(ValueError, match="min_flips"):
+        certified_fraction([1, -2], [0])
+    with pytest.raises(TypeError, match="budgets"):
+        certified_fraction([1, 2], ["a"])
+    with pytest.raises(TypeError, match="min_flips"):
+        certified_fraction(["1", "2"], [0])
+    with pytest.raises(TypeError, match="correct"):
+        certified_fraction([1, 2], [0], correct=[1, 0])
+
+
+@pytest.mark.parametrize("time_limit, err", [(-5, ValueError), ("abc", TypeError),
+                                             (np.nan, ValueError), (True, TypeError)])
+def test_collective_curve_rejects_bad_time_limit(time_limit, err):
+    K, Kt = _psd()
+    y = np.array([1, -1, 1, -1, 1, -1])
+    with pytest.raises(err, match="time_limit"):
+        collective_flips_curve(K, Kt, y, model="svm", C=1.0, max_budget=1,
+                               time_limit=time_limit)
+
+
+def test_svm_fitting_refuses_non_psd_kernels_up_front():
+    """fit_svm, select_C_cv, solve_svm_dual and kernel_svm_accuracy refuse an indefinite
+    kernel (the dual is not convex) instead of iterating on it."""
+    from certlab.ntk import kernel_svm_accuracy
+    from certlab.poisoning.svm import fit_svm, select_C_cv, solve_svm_dual
+
+    rng = np.random.default_rng(3)
+    X = rng.normal(size=(12, 3))
+    K = X @ X.T - 2.0 * np.eye(12)  # indefinite
+    y = np.array([1, -1] * 6)
+    for call in (lambda: fit_svm(K[:8, :8], y[:8], 1.0),
+                 lambda: select_C_cv(K[:8, :8], y[:8]),
+                 lambda: solve_svm_dual(K[:8, :8], y[:8], 1.0),
+                 lambda: kernel_svm_accuracy(K, y, np.arange(8), np.arange(8, 12)),
+                 lambda: kernel_svm_accuracy(K, y, np.arange(8), np.arange(8, 12), C=1.0)):
+        with pytest.raises(ValueError, match="positive semi-definite"):
+            call()

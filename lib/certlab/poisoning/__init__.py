@@ -3,8 +3,10 @@
 Part II (Sabanayagam et al., ICLR 2025):
 
 - :mod:`~certlab.poisoning.validation`: shared input checks.
-- :mod:`~certlab.poisoning.svm`: the bias-free hinge-loss SVM dual (solved to KKT residual
-  1e-10), one-vs-rest multi-class, cross-validated C, kernel ridge regression.
+- :mod:`~certlab.poisoning.svm`: the bias-free hinge-loss SVM dual (batched projected
+  Newton, exact active-set fallback, extended-precision polish; KKT residual 1e-10 and a
+  rigorous bound on the decision values' error), one-vs-rest multi-class, cross-validated C,
+  kernel ridge regression.
 - :mod:`~certlab.poisoning.milp`: the KKT-based MILP (ortools) whose optimum is the exact
   worst case; sample-wise, collective, multi-class.
 - :mod:`~certlab.poisoning.enumeration`: every flip set, batched exact re-solves (the
@@ -17,7 +19,9 @@ Part III (Mohgaonkar et al., ICLR 2026):
 - :mod:`~certlab.poisoning.closed_form`: ScaLabelCert, exact by sorting for models linear in
   the labels (KRR; the SVM in its linear regime).
 - :mod:`~certlab.poisoning.partition` and :mod:`~certlab.poisoning.ensembles`: hash
-  partitions, partition-aggregation ensembles, the DPA certificate and EnsembleCert.
+  partitions, partition-aggregation ensembles, the DPA certificate and EnsembleCert (and
+  :func:`~certlab.poisoning.ensembles.measure_ensemble_looseness`, how loose its multi-class
+  per-part bounds are against brute force).
 - :mod:`~certlab.poisoning.features`: the fixed MNIST feature map and MLP NTKs.
 """
 

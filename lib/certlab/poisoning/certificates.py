@@ -18,6 +18,11 @@ of labellings is small, else the MILP).
 Conventions (every method): binary predictions are +1 iff f > 0; multi-class predictions are
 the argmax with ties to the smallest class; a prediction counts as changed as soon as its
 margin is <= 1e-9 * score_scale (ties count as changed, so certificates are conservative).
+score_scale bounds |f| for every labelling (SVM: min(C sum_j |K(x, x_j)|,
+sqrt(k^T K^+ k) * svm_norm_bound), which stops growing with C for positive definite K, so
+the tolerance stays meaningful at very large C); re-trained SVM margins within their rigorous
+error bound of that tolerance count as changed too (see
+:func:`certlab.poisoning.enumeration.retrained_changes`).
 """
 
 from __future__ import annotations
@@ -36,6 +41,7 @@ from certlab.poisoning.validation import (validate_budget, validate_certificate_
 
 __all__ = [
     "METHODS",
+    "MILP_MAX_RANGE",
     "SampleCertificate",
     "min_label_flips",
     "collective_flips",
@@ -46,6 +52,13 @@ __all__ = [
 
 #: Certificate methods accepted by :func:`min_label_flips` and :func:`collective_flips`.
 METHODS = ("auto", "milp", "enumerate", "closed_form")
+
+#: The SVM MILP (HiGHS, feasibility tolerance 1e-9 on dual variables scaled by C) is refused
+#: when C * max_i sum_j |K_ij|, the size of its dual expressions and big-M constants,
+#: exceeds this: measured at C = 1e8 (range ~1e9) it wrongly proved "no flip set works" (a
+#: too-high certificate), while the paper's settings have ranges <= 260. Enumeration (exact at
+#: any C) or the closed form are used instead, or a clear error is raised.
+MILP_MAX_RANGE = 1e5
 
 #: "auto" enumerates when (labellings x one-vs-rest models) is at most this (SVM; about
 #: 30 s for m = 20 on one core, while the MILP needs 0.3-3 s per test node there) ...
@@ -113,6 +126,50 @@ def _check_time_limit(time_limit: Any) -> float | None:
     return float(time_limit)
 
 
+@dataclass(frozen=True)
+class _Inputs:
+    """Validated, normalised arguments shared by the public certificate functions."""
+
+    K_train: np.ndarray
+    K_test: np.ndarray
+    y: np.ndarray
+    n_classes: int
+    budget: int
+    method: str | None
+    time_limit: float | None
+    kwargs: dict  # model, C, ridge (the unused parameter None)
+
+
+def _validated_inputs(K_train: Any, K_test: Any, y_train: Any, *, model: Any, C: Any,
+                      ridge: Any, budget_name: str, budget: Any, method: Any = None,
+                      time_limit: Any = None) -> _Inputs:
+    """The one validation preamble of every public function here: kernels, labels, model
+    parameters, the budget (named ``budget_name`` in errors), and, where the function takes
+    them, ``method`` and ``time_limit``."""
+    K_train, K_test, y, n_classes = validate_certificate_inputs(
+        K_train, K_test, y_train, model=model, C=C, ridge=ridge, budget_name=budget_name,
+        budget=budget)
+    model, C, ridge = validate_model_parameters(model, C, ridge)
+    return _Inputs(K_train=K_train, K_test=K_test, y=y, n_classes=n_classes,
+                   budget=validate_budget(budget, budget_name, K_train.shape[0]),
+                   method=None if method is None else _check_method(method),
+                   time_limit=_check_time_limit(time_limit),
+                   kwargs=dict(model=model, C=C, ridge=ridge))
+
+
+def _check_milp_range(inp: "_Inputs", alternative: str) -> None:
+    """Refuse the SVM MILP outside the numerical range it is validated for."""
+    kw = inp.kwargs
+    if kw["model"] != "svm":
+        return
+    span = kw["C"] * float(np.abs(inp.K_train).sum(axis=1).max())
+    if span > MILP_MAX_RANGE:
+        raise ValueError(
+            f"C = {kw['C']:g} is too large for the MILP's numerics: C * max_i sum_j |K_ij| = "
+            f"{span:.3g} > MILP_MAX_RANGE = {MILP_MAX_RANGE:g} (its 1e-9 feasibility "
+            f"tolerance then cannot decide the prediction); {alternative}")
+
+
 def _enumeration_is_small(m: int, budget: int, n_classes: int, model: str) -> bool:
     n = count_flip_sets(m, budget, n_classes)
     if model == "krr":
@@ -162,17 +219,18 @@ def min_label_flips(K_train: Any, K_test: Any, y_train: Any, *, model: str = "sv
         <= max_flips changes the prediction, 0 where the clean prediction is a tie.
 
     Raises:
-        ValueError / TypeError for bad input; ``certlab.poisoning.closed_form.RegimeError``
-        (a ValueError) for method="closed_form" outside its regime.
+        ValueError / TypeError for bad input (SVM: K_train must be positive semi-definite);
+        ``certlab.poisoning.closed_form.RegimeError`` (a ValueError) for
+        method="closed_form" outside its regime; RuntimeError only if the CLEAN SVM cannot
+        be solved to tolerance (its prediction is then undefined). A re-training within the
+        search that cannot be certified to tolerance never raises: it counts as a changed
+        prediction (the result can only get smaller) with a RuntimeWarning.
     """
-    K_train, K_test, y, n_classes = validate_certificate_inputs(
-        K_train, K_test, y_train, model=model, C=C, ridge=ridge, budget_name="max_flips",
-        budget=max_flips)
-    model, C, ridge = validate_model_parameters(model, C, ridge)
-    max_flips = validate_budget(max_flips, "max_flips", K_train.shape[0])
-    method = _check_method(method)
-    time_limit = _check_time_limit(time_limit)
-    kwargs = dict(model=model, C=C, ridge=ridge)
+    inp = _validated_inputs(K_train, K_test, y_train, model=model, C=C, ridge=ridge,
+                            budget_name="max_flips", budget=max_flips, method=method,
+                            time_limit=time_limit)
+    K_train, K_test, y, n_classes = inp.K_train, inp.K_test, inp.y, inp.n_classes
+    max_flips, method, time_limit, kwargs = inp.budget, inp.method, inp.time_limit, inp.kwargs
     if method in ("closed_form", "auto"):
         flips = _try_closed_form(method, lambda cf: cf.closed_form_min_flips(
             K_train, K_test, y, n_classes, max_flips=max_flips, **kwargs))
@@ -184,6 +242,8 @@ def min_label_flips(K_train: Any, K_test: Any, y_train: Any, *, model: str = "sv
         flips, _ = enumerate_min_flips(K_train, K_test, y, n_classes, max_flips=max_flips,
                                        progress=progress, **kwargs)
         return flips
+    _check_milp_range(inp, "use method='enumerate' (exact at any C; cost grows with "
+                           "the number of flip sets) or a smaller C")
     state = clean_state(K_train, K_test, y, n_classes, **kwargs)
     out = np.empty(K_test.shape[0], dtype=np.int64)
     rows = range(K_test.shape[0])
@@ -205,8 +265,9 @@ def min_label_flips(K_train: Any, K_test: Any, y_train: Any, *, model: str = "sv
 def _substate(state: dict, i: int) -> dict:
     """The clean state restricted to test row i."""
     sub = dict(state)
-    for key in ("scores", "prediction", "margin", "tie_tol", "scale"):
-        sub[key] = state[key][i:i + 1]
+    for key in ("scores", "prediction", "margin", "tie_tol", "scale", "tie_scale", "q"):
+        if key in state:
+            sub[key] = state[key][i:i + 1]
     if state["W"] is not None:
         sub["W"] = state["W"][i:i + 1]
     return sub
@@ -226,14 +287,11 @@ def collective_flips(K_train: Any, K_test: Any, y_train: Any, *, model: str,
     Returns:
         int in [0, t].
     """
-    K_train, K_test, y, n_classes = validate_certificate_inputs(
-        K_train, K_test, y_train, model=model, C=C, ridge=ridge, budget_name="budget",
-        budget=budget)
-    model, C, ridge = validate_model_parameters(model, C, ridge)
-    budget = validate_budget(budget, "budget", K_train.shape[0])
-    method = _check_method(method)
-    time_limit = _check_time_limit(time_limit)
-    kwargs = dict(model=model, C=C, ridge=ridge)
+    inp = _validated_inputs(K_train, K_test, y_train, model=model, C=C, ridge=ridge,
+                            budget_name="budget", budget=budget, method=method,
+                            time_limit=time_limit)
+    K_train, K_test, y, n_classes = inp.K_train, inp.K_test, inp.y, inp.n_classes
+    budget, method, time_limit, kwargs = inp.budget, inp.method, inp.time_limit, inp.kwargs
     if method in ("closed_form", "auto"):
         changed = _try_closed_form(method, lambda cf: cf.closed_form_collective_flips(
             K_train, K_test, y, n_classes, budget=budget, **kwargs))
@@ -245,6 +303,7 @@ def collective_flips(K_train: Any, K_test: Any, y_train: Any, *, model: str,
         best, _ = enumerate_collective(K_train, K_test, y, n_classes, budget=budget,
                                        progress=progress, **kwargs)
         return int(best)
+    _check_milp_range(inp, "use method='enumerate' or a smaller C")
     rec = milp_collective(K_train, K_test, y, n_classes, budget=budget, time_limit=time_limit,
                           **kwargs)
     return int(rec["max_changed"])
@@ -264,13 +323,12 @@ def collective_flips_curve(K_train: Any, K_test: Any, y_train: Any, *, model: st
         int64 (max_budget + 1,), non-decreasing; entry k is ``collective_flips(...,
         budget=k)``.
     """
-    K_train, K_test, y, n_classes = validate_certificate_inputs(
-        K_train, K_test, y_train, model=model, C=C, ridge=ridge, budget_name="max_budget",
-        budget=max_budget)
-    model, C, ridge = validate_model_parameters(model, C, ridge)
-    max_budget = validate_budget(max_budget, "max_budget", K_train.shape[0])
-    method = _check_method(method)
-    kwargs = dict(model=model, C=C, ridge=ridge)
+    inp = _validated_inputs(K_train, K_test, y_train, model=model, C=C, ridge=ridge,
+                            budget_name="max_budget", budget=max_budget, method=method,
+                            time_limit=time_limit)
+    K_train, K_test, y, n_classes = inp.K_train, inp.K_test, inp.y, inp.n_classes
+    max_budget, method, time_limit, kwargs = (inp.budget, inp.method, inp.time_limit,
+                                              inp.kwargs)
     if method == "auto":
         curve = _try_closed_form(method, lambda cf: [cf.closed_form_collective_flips(
             K_train, K_test, y, n_classes, budget=k, **kwargs) for k in range(max_budget + 1)])
@@ -299,13 +357,14 @@ def certify_samplewise(K_train: Any, K_test: Any, y_train: Any, *, model: str = 
         One :class:`SampleCertificate` per test row (status "certified" / "not certified" /
         "unknown"; a time-limited solve is never "certified" unless its proven bound is).
     """
-    K_train, K_test, y, n_classes = validate_certificate_inputs(
-        K_train, K_test, y_train, model=model, C=C, ridge=ridge, budget_name="budget",
-        budget=budget)
-    model, C, ridge = validate_model_parameters(model, C, ridge)
-    budget = validate_budget(budget, "budget", K_train.shape[0])
-    time_limit = _check_time_limit(time_limit)
-    state = clean_state(K_train, K_test, y, n_classes, model=model, C=C, ridge=ridge)
+    inp = _validated_inputs(K_train, K_test, y_train, model=model, C=C, ridge=ridge,
+                            budget_name="budget", budget=budget, time_limit=time_limit)
+    K_train, K_test, y, n_classes = inp.K_train, inp.K_test, inp.y, inp.n_classes
+    budget, time_limit = inp.budget, inp.time_limit
+    model, C, ridge = inp.kwargs["model"], inp.kwargs["C"], inp.kwargs["ridge"]
+    _check_milp_range(inp, "use min_label_flips(..., method='enumerate') (a row is "
+                           "certified against k flips iff its result is > k) or a smaller C")
+    state = clean_state(K_train, K_test, y, n_classes, **inp.kwargs)
     rows = range(K_test.shape[0])
     if progress:
         from tqdm import tqdm
@@ -328,6 +387,15 @@ def certify_samplewise(K_train: Any, K_test: Any, y_train: Any, *, model: str = 
     return out
 
 
+def _numeric_array(value: Any, name: str) -> np.ndarray:
+    """float64 array of a numeric (non-boolean) input, or a TypeError naming ``name``."""
+    arr = np.asarray(value)
+    if arr.dtype == bool or not (np.issubdtype(arr.dtype, np.integer)
+                                 or np.issubdtype(arr.dtype, np.floating)):
+        raise TypeError(f"{name} must be numeric, got {value!r} (dtype {arr.dtype})")
+    return arr.astype(np.float64)
+
+
 def certified_fraction(min_flips: Any, budgets: Any, correct: Any = None) -> np.ndarray:
     """Share of test rows certified at each budget (certified accuracy with ``correct``).
 
@@ -339,15 +407,24 @@ def certified_fraction(min_flips: Any, budgets: Any, correct: Any = None) -> np.
     Returns:
         float64 (b,) fractions of all t rows.
     """
-    flips = np.asarray(min_flips)
+    flips = _numeric_array(min_flips, "min_flips")
     if flips.ndim != 1 or flips.size == 0:
         raise ValueError(f"min_flips must be a non-empty 1-D array, got shape {flips.shape}")
-    ks = np.atleast_1d(np.asarray(budgets))
-    if np.any(ks < 0):
-        raise ValueError(f"budgets must be >= 0, got {budgets!r}")
-    ok = np.ones_like(flips, dtype=bool)
+    if np.any(np.isnan(flips)) or np.any(flips < 0):
+        raise ValueError(f"min_flips must hold non-negative numbers of flips (no NaN), got "
+                         f"values in [{np.nanmin(flips)}, {np.nanmax(flips)}]"
+                         + (" and NaN" if np.any(np.isnan(flips)) else ""))
+    ks = np.atleast_1d(_numeric_array(budgets, "budgets"))
+    if ks.ndim != 1 or ks.size == 0:
+        raise ValueError(f"budgets must be a number or a non-empty 1-D array, got shape "
+                         f"{ks.shape}")
+    if not np.all(np.isfinite(ks)) or np.any(ks < 0):
+        raise ValueError(f"budgets must be finite and >= 0, got {budgets!r}")
+    ok = np.ones(flips.shape, dtype=bool)
     if correct is not None:
-        ok = np.asarray(correct, dtype=bool)
+        ok = np.asarray(correct)
+        if ok.dtype != bool:
+            raise TypeError(f"correct must be a boolean array, got dtype {ok.dtype}")
         if ok.shape != flips.shape:
             raise ValueError(f"correct must have shape {flips.shape}, got {ok.shape}")
     return np.array([np.mean((flips > k) & ok) for k in ks], dtype=np.float64)

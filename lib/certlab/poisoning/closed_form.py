@@ -175,9 +175,10 @@ class RivalFlips:
             and for rivals already tied with it; inf if no flip set does; ``max_flips + 1``
             if none of size <= max_flips does, when a cap was given.
         exact: bool (t, c): True where an explicit flip set of that size makes class c the
-            top score up to the tie tolerance (always True for c = 2, where beating the
-            prediction is predicting c). Where False, ``flips`` is a lower bound on the
-            fewest flips that make the model predict c.
+            top score by more than the tie tolerance (so the model predicts c whatever the
+            rounding and the tie rule), or where no flip set within the cap beats the
+            prediction. Where False, ``flips`` is a lower bound on the fewest flips that make
+            the model predict c.
         tolerance: float64 (t,) the tie tolerance, in the units of the one-hot class scores
             s_c = sum_j W_ij [y_j = c].
     """
@@ -188,14 +189,15 @@ class RivalFlips:
     tolerance: np.ndarray
 
 
-def _tie_tolerance(K_test: np.ndarray, W: np.ndarray, n_classes: int, *, model: str,
-                   C: float | None) -> np.ndarray:
+def _tie_tolerance(K_train: np.ndarray, K_test: np.ndarray, W: np.ndarray, n_classes: int, *,
+                   model: str, C: float | None) -> np.ndarray:
     """TIE_RTOL * score_scale of :mod:`certlab.poisoning.svm`, converted to one-hot units.
 
     The project's decision values are f = s_1 - s_0 (binary), s_c (multi-class KRR) and
     f_c = 2 s_c - const (one-vs-rest SVM), so a multi-class SVM margin is twice ours.
     """
-    scale = score_scale(K_test, model=model, C=C, weights=W if model == "krr" else None)
+    scale = score_scale(K_test, model=model, C=C, weights=W if model == "krr" else None,
+                        K_train=K_train if model == "svm" else None)
     unit = 2.0 if (model == "svm" and n_classes > 2) else 1.0
     return TIE_RTOL * scale / unit
 
@@ -210,10 +212,16 @@ def _changed(S_new: np.ndarray, predictions: np.ndarray, tol: np.ndarray) -> np.
 
 
 def _rival_flips_from_weights(W: np.ndarray, labels: np.ndarray, n_classes: int,
-                              max_flips: int | None, tol: np.ndarray) -> RivalFlips:
+                              max_flips: int | None, tol: np.ndarray, *,
+                              base_model: bool = False) -> RivalFlips:
     t, m = W.shape
     S = _scores(W, labels, n_classes)
-    top = np.argmax(S, axis=1)  # first index among ties = smallest class index
+    if base_model:
+        # the smallest class whose score is within the tie tolerance of the top score: exact
+        # ties go to the smallest index even when rounding breaks them
+        top = np.argmax(S >= S.max(axis=1, keepdims=True) - tol[:, None], axis=1)
+    else:
+        top = np.argmax(S, axis=1)  # first index among ties = smallest class index
     flips = np.zeros((t, n_classes))
     exact = np.ones((t, n_classes), dtype=bool)
     kcap = m if max_flips is None else min(m, max_flips)
@@ -226,7 +234,7 @@ def _rival_flips_from_weights(W: np.ndarray, labels: np.ndarray, n_classes: int,
         need = D - tol[sel]  # success iff the summed gains reach D - tol (margin <= tol)
         tied = need <= 0
         if kcap == 0:
-            flips[sel, r] = np.where(tied, 0.0, np.inf)
+            flips[sel, r] = np.where(tied & ~base_model, 0.0, np.inf)
             continue
         Wsel = W[sel]
         G = _gains(Wsel, labels, p, r)
@@ -236,6 +244,12 @@ def _rival_flips_from_weights(W: np.ndarray, labels: np.ndarray, n_classes: int,
         win = (R >= need[:, None]) & (Gs > 0)  # a zero gain changes nothing
         found = win.any(axis=1) & ~tied
         k = np.argmax(win, axis=1) + 1
+        if base_model:
+            # without a flip the model is unchanged and predicts p exactly, so a tied rival
+            # costs at least 1 flip (a lower bound; exact where the check below confirms it)
+            k = np.where(tied, 1, k)
+            found |= tied
+            tied = np.zeros_like(tied)
         # not found: impossible (kcap == m) or more than max_flips (capped at the end)
         flips[sel, r] = np.where(tied, 0.0, np.where(found, k, np.inf))
         if n_classes > 2 and np.any(found):
@@ -254,12 +268,17 @@ def _rival_flips_from_weights(W: np.ndarray, labels: np.ndarray, n_classes: int,
             newS[np.arange(fi.size), p[fi]] += np.sum(np.where(to_r, 0.0, wsub), axis=1)
             others = newS.copy()
             others[:, r] = -np.inf
-            exact[sel[fi], r] = others.max(axis=1) - newS[:, r] <= tol[sel[fi]]
-        if n_classes > 2 and np.any(tied):
-            ti = sel[tied]
-            others = S[ti].copy()
-            others[:, r] = -np.inf
-            exact[ti, r] = others.max(axis=1) - S[ti, r] <= tol[ti]
+            # exact only if r leads every other class by more than the tie tolerance: then
+            # r is the argmax whatever the rounding and whatever the tie rule
+            exact[sel[fi], r] = newS[:, r] - others.max(axis=1) > tol[sel[fi]]
+        if n_classes == 2 and base_model and np.any(found):
+            # binary: beating p is predicting r unless the new margin is within the tolerance
+            fi = np.flatnonzero(found)
+            exact[sel[fi], r] = (np.take_along_axis(R, k[fi, None] - 1, axis=1)[:, 0]
+                                 - D[fi] > tol[sel[fi]])
+        if np.any(tied):
+            # a clean near-tie counts as beaten with 0 flips; predicting r is not certain
+            exact[sel[tied], r] = False
     flips[np.arange(t), top] = 0.0
     if max_flips is not None:
         flips = np.minimum(flips, max_flips + 1)
@@ -269,17 +288,27 @@ def _rival_flips_from_weights(W: np.ndarray, labels: np.ndarray, n_classes: int,
 
 def _weights_and_tolerance(K_train, K_test, n_classes, model, C, ridge):
     W = label_weights(K_train, K_test, model=model, C=C, ridge=ridge)
-    return W, _tie_tolerance(K_test, W, n_classes, model=model, C=C)
+    return W, _tie_tolerance(K_train, K_test, W, n_classes, model=model, C=C)
 
 
 def closed_form_rival_flips(K_train: np.ndarray, K_test: np.ndarray, y: np.ndarray,
                             n_classes: int, *, model: str, C: float | None = None,
                             ridge: float | None = None,
-                            max_flips: int | None = None) -> RivalFlips:
+                            max_flips: int | None = None,
+                            base_model: bool = False) -> RivalFlips:
     """Fewest flips making each rival class beat each test prediction (ScaLabelCert).
 
     "Beat" follows the project's conservative tie rule: class r beats the prediction p once
-    s_p - s_r <= TIE_RTOL * score_scale (:mod:`certlab.poisoning.svm`).
+    s_p - s_r <= TIE_RTOL * score_scale (:mod:`certlab.poisoning.svm`), so ``flips`` is a
+    lower bound on the fewest flips after which the model predicts r, whatever the rounding
+    and however exact ties are broken. A rival within the tolerance of a clean tie costs 0
+    flips (the sample-wise convention: a near-tie counts as changed) unless
+    ``base_model=True``, the rule of a partition-aggregation base model: its prediction is
+    the smallest class whose score is within the tie tolerance of the top score (so exact
+    ties go to the smallest class even where rounding breaks them), and without a flip the
+    model is unchanged, so every rival costs at least 1 flip. ``exact`` is
+    True only where the explicit flip set makes r lead every other class by more than the
+    tolerance, i.e. makes the model predict r under any tie rule.
 
     Args:
         K_train: (m, m) float64 training kernel; K_test: (t, m) test-vs-train kernel.
@@ -289,6 +318,7 @@ def closed_form_rival_flips(K_train: np.ndarray, K_test: np.ndarray, y: np.ndarr
         model, C, ridge: "krr" (ridge > 0) or "svm" (C > 0, linear regime).
         max_flips: optional cap; rival costs above it are reported as max_flips + 1 (and only
             the max_flips largest gains are kept).
+        base_model: the base-model rule of a partition-aggregation ensemble (see above).
 
     Returns:
         :class:`RivalFlips` (predictions as class indices; binary: 1 = +1).
@@ -298,7 +328,8 @@ def closed_form_rival_flips(K_train: np.ndarray, K_test: np.ndarray, y: np.ndarr
     """
     labels = _class_indices(np.asarray(y), n_classes)
     W, tol = _weights_and_tolerance(K_train, K_test, n_classes, model, C, ridge)
-    return _rival_flips_from_weights(W, labels, n_classes, max_flips, tol)
+    return _rival_flips_from_weights(W, labels, n_classes, max_flips, tol,
+                                     base_model=bool(base_model))
 
 
 def closed_form_min_flips(K_train: np.ndarray, K_test: np.ndarray, y: np.ndarray,

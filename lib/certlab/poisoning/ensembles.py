@@ -35,6 +35,8 @@ from .validation import validate_kernel_pair, validate_model_parameters
 
 __all__ = [
     "EnsembleCertificates",
+    "LoosenessReport",
+    "measure_ensemble_looseness",
     "certified_accuracy",
     "certify_partition_ensemble",
     "certify_partition_ensemble_blocks",
@@ -281,11 +283,14 @@ class EnsembleCertificates:
         votes: int64 (P, t) base-model predictions.
         vote_counts: int64 (t, c).
         costs: float64 (P, t, c): fewest flips inside part p making base model p predict c at
-            test point i (0 for its own vote, inf if impossible). Exact for binary base
-            models; for c >= 3 the per-rival ScaLabelCert value (fewest flips making c beat
-            the current vote), a lower bound on the exact cost (see ``costs_exact``).
+            test point i (0 for its own vote, inf if impossible, >= 1 otherwise: without a
+            flip a base model is unchanged). The per-rival ScaLabelCert value (fewest flips
+            after which c beats the current vote, near-ties within the tie tolerance counting
+            as beaten), a lower bound on the exact cost whatever the rounding and however
+            exact ties are broken (see ``costs_exact``).
         costs_exact: bool (P, t, c): True where that lower bound is attained by an explicit
-            flip set that makes base model p predict exactly c (always True for c = 2).
+            flip set that makes base model p predict c by more than the tie tolerance (or
+            where no flip set makes c beat the vote, cost inf).
         dpa: int64 (t,) black-box DPA certified flips.
         ensemble_cert: float64 (t,) EnsembleCert certified flips (ensemble_min_flips - 1;
             inf when no flips change the prediction).
@@ -313,8 +318,13 @@ def certify_partition_ensemble(K_train: Any, K_test: Any, y_train: Any, parts: A
     Base model p is the bias-free NTK kernel ridge regression (one-hot targets) or the
     bias-free kernel SVM (one-vs-rest, in its linear regime, see
     :func:`certlab.poisoning.closed_form.svm_linear_regime`) on the samples of part p; its
-    prediction is the argmax of its class scores (ties to the smallest index). Per-part flip
-    costs come from ScaLabelCert (:func:`certlab.poisoning.closed_form.closed_form_rival_flips`).
+    prediction is the argmax of its class scores with ties to the smallest index, where
+    scores within the tie tolerance (``TIE_RTOL`` times the score scale) of the top score
+    count as tied, so exact ties (e.g. two classes absent from the part, both scoring 0)
+    are resolved as in exact arithmetic even where rounding breaks them. Per-part flip
+    costs come from ScaLabelCert (:func:`certlab.poisoning.closed_form.closed_form_rival_flips`
+    with ``base_model=True``): lower bounds, >= 1 for every class other than the vote, so
+    EnsembleCert >= DPA always.
 
     Args:
         K_train: (n, n) symmetric kernel of all training samples (only the diagonal blocks of
@@ -400,7 +410,7 @@ def certify_partition_ensemble_blocks(kernel_blocks: Callable[[np.ndarray],
             raise ValueError(f"kernel_blocks returned shapes {K_pp.shape} and {K_tp.shape} for "
                              f"a part of {idx.size} samples and {t} test points")
         res = closed_form_rival_flips(K_pp, K_tp, y[idx], n_classes, model=model, C=C,
-                                      ridge=ridge)
+                                      ridge=ridge, base_model=True)
         votes[p] = res.predictions
         costs[p] = res.flips
         exact[p] = res.exact
@@ -454,3 +464,135 @@ def median_certified_flips(certified: Any, correct: Any) -> float:
     convention of DPA's evaluation: a wrong prediction is not certified at any budget)."""
     cert, ok = _check_certificates(certified, correct)
     return float(np.median(np.where(ok, cert, -1.0)))
+
+
+@dataclass(frozen=True)
+class LoosenessReport:
+    """How far multi-class EnsembleCert's per-part lower bounds are from the exact costs.
+
+    Attributes:
+        n_instances, n_points: ensembles and test points measured.
+        n_costs: per-part rival costs measured (parts x test points x rivals).
+        costs_loose: costs strictly below the exact cost (finite or inf).
+        max_cost_gap: largest finite gap (exact - bound) among them (0 if none).
+        costs_inf_missed: costs that are finite although the exact cost is inf (no flip set
+            makes the base model predict that class).
+        certs_loose: test points whose EnsembleCert is below the exact certificate.
+        cert_gaps: int64 (n_points,) exact certificate - EnsembleCert (>= 0; inf-inf is 0).
+        flagged_exact: share of costs flagged ``costs_exact``.
+    """
+
+    n_instances: int
+    n_points: int
+    n_costs: int
+    costs_loose: int
+    max_cost_gap: float
+    costs_inf_missed: int
+    certs_loose: int
+    cert_gaps: np.ndarray
+    flagged_exact: float
+
+    @property
+    def share_costs_loose(self) -> float:
+        """Fraction of per-part costs below the exact cost."""
+        return self.costs_loose / max(self.n_costs, 1)
+
+    @property
+    def share_certs_loose(self) -> float:
+        """Fraction of test points whose EnsembleCert is below the exact certificate."""
+        return self.certs_loose / max(self.n_points, 1)
+
+
+def _exact_part_costs(K_pp: np.ndarray, K_tp: np.ndarray, y: np.ndarray, n_classes: int,
+                      model: str, C: float | None, ridge: float | None) -> np.ndarray:
+    """(t, c) fewest flips making the base model predict each class, by retraining on every
+    relabelling of the part (the base-model rule of :func:`certify_partition_ensemble`)."""
+    import itertools
+
+    from .closed_form import _weights_and_tolerance
+
+    W, tol = _weights_and_tolerance(K_pp, K_tp, n_classes, model, C, ridge)
+    labels = np.array(list(itertools.product(range(n_classes), repeat=y.size)), dtype=np.int64)
+    flips = (labels != y[None, :]).sum(axis=1)
+    S = np.einsum("tm,bmc->btc", W, np.eye(n_classes)[labels])  # (B, t, c)
+    pred = np.argmax(S >= S.max(axis=2, keepdims=True) - tol[None, :, None], axis=2)
+    costs = np.full((W.shape[0], n_classes), np.inf)
+    for c in range(n_classes):
+        f = np.where(pred == c, flips[:, None], np.inf)
+        costs[:, c] = f.min(axis=0)
+    return costs
+
+
+def measure_ensemble_looseness(n_instances: int = 100, *, n_classes: int = 3,
+                               n_parts: int = 5, part_size: int = 4, n_test: int = 4,
+                               model: str = "krr", ridge: float | None = 1.0,
+                               C: float | None = None, seed: int = 0) -> LoosenessReport:
+    """Measure on small random ensembles how loose multi-class EnsembleCert is.
+
+    Each instance: ``n_parts * part_size`` Gaussian points in 5 dimensions with random labels
+    0..n_classes-1, an RBF kernel (bandwidth 1), ``n_test`` test points, parts of equal size.
+    The exact per-part costs come from retraining each base model on every relabelling of its
+    part (``n_classes ** part_size`` labellings); the exact certificate is
+    :func:`ensemble_min_flips` on them (exact for exact costs) minus one.
+
+    Args:
+        n_instances: random ensembles (>= 1). n_classes: c >= 3 (binary costs are exact).
+        n_parts, part_size, n_test: sizes (part_size <= 6 keeps the brute force small).
+        model, ridge, C: base models; "svm" needs C inside the linear regime of every part.
+        seed: random seed.
+
+    Returns:
+        :class:`LoosenessReport`.
+    """
+    from certlab.utils import check_nonnegative_int
+
+    for name, value, low in (("n_instances", n_instances, 1), ("n_classes", n_classes, 3),
+                             ("n_parts", n_parts, 1), ("part_size", part_size, 1),
+                             ("n_test", n_test, 1)):
+        if check_nonnegative_int(value, name) < low:
+            raise ValueError(f"{name} must be >= {low}, got {value}")
+    if part_size > 6:
+        raise ValueError(f"part_size must be <= 6 (the brute force retrains n_classes ** "
+                         f"part_size labellings per part), got {part_size}")
+    model, C, ridge = validate_model_parameters(model, C, ridge)
+    seed = check_nonnegative_int(seed, "seed")
+    rng = np.random.default_rng(seed)
+    n = n_parts * part_size
+    n_costs = costs_loose = inf_missed = 0
+    max_gap = 0.0
+    flagged = []
+    gaps = []
+    for _ in range(n_instances):
+        X = rng.normal(size=(n + n_test, 5))
+        Kall = np.exp(-0.5 * ((X[:, None] - X[None]) ** 2).sum(-1) / 5.0)
+        K, K_test = Kall[:n, :n], Kall[n:, :n]
+        y = rng.integers(0, n_classes, size=n)
+        parts = np.repeat(np.arange(n_parts), part_size)
+        res = certify_partition_ensemble(K, K_test, y, parts, n_parts, n_classes=n_classes,
+                                         model=model, C=C, ridge=ridge)
+        exact = np.stack([_exact_part_costs(K[np.ix_(idx, idx)], K_test[:, idx], y[idx],
+                                            n_classes, model, C, ridge)
+                          for idx in partition_members(parts, n_parts)])
+        rival = np.ones_like(res.costs_exact)
+        np.put_along_axis(rival, res.votes[:, :, None], False, axis=2)
+        bound, truth = res.costs[rival], exact[rival]
+        if np.any(bound > truth):  # pragma: no cover - would be a soundness bug
+            raise AssertionError("a per-part cost exceeds the exact cost")
+        n_costs += bound.size
+        loose = bound < truth
+        costs_loose += int(loose.sum())
+        inf_missed += int(np.sum(loose & np.isinf(truth)))
+        finite = loose & np.isfinite(truth)
+        if finite.any():
+            max_gap = max(max_gap, float(np.max(truth[finite] - bound[finite])))
+        flagged.append(res.costs_exact[rival])
+        for i in range(n_test):
+            exact_cert = ensemble_min_flips(res.votes[:, i], exact[:, i], n_classes) - 1
+            cert = res.ensemble_cert[i]
+            gaps.append(0 if exact_cert == cert else exact_cert - cert)
+    gaps_arr = np.array(gaps, dtype=np.float64)
+    return LoosenessReport(n_instances=n_instances, n_points=gaps_arr.size, n_costs=n_costs,
+                           costs_loose=costs_loose, max_cost_gap=max_gap,
+                           costs_inf_missed=inf_missed,
+                           certs_loose=int(np.sum(gaps_arr > 0)), cert_gaps=gaps_arr,
+                           flagged_exact=float(np.concatenate(flagged).mean()))
