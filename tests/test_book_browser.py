@@ -124,12 +124,12 @@ def test_checker_finds_markers_raw_markup_and_untypeset_math(browser, tmp_path):
     assert len(report.js_errors) == 1 and "undefined_function" in report.js_errors[0]
 
 
-def test_checker_ignores_collapsed_content(browser, tmp_path):
+def test_checker_opens_collapsed_content(browser, tmp_path):
     long_line = "y = " + "2 * " * 150 + "2"
     root = _site(tmp_path, {"a.html": f"<details><summary>Show code</summary><pre>{long_line}"
-                                      "# NBVAL_SKIP</pre></details>"})
+                                      "</pre></details>"})
     report = _check(browser, root, "a.html")
-    assert report.ok, report.problems()
+    assert [item["kind"] for item in report.overflow] == ["scrolls"], report.problems()
 
 
 # -- every page of the built book ------------------------------------------------------------

@@ -1,7 +1,8 @@
 """Check the built book (``_build/html``) page by page in headless Chromium.
 
 For every page the checker serves the book from a localhost HTTP server, loads the page at a
-1400 x 900 viewport, waits for MathJax and the fonts, and reports:
+1400 x 900 viewport, waits for MathJax and the fonts, opens every collapsed block (hidden code
+cells, dropdowns: what a reader can open must fit too) and reports:
 
 * ``overflow``: content elements wider than the article column: elements that scroll or clip
   horizontally (``scrollWidth > clientWidth``: code cells, outputs, tables, display math) and
@@ -129,6 +130,8 @@ _CHECK_JS = r"""
   if (window.MathJax && MathJax.startup && MathJax.startup.promise)
     await Promise.race([MathJax.startup.promise, sleep(20000)]);
   if (document.fonts) await Promise.race([document.fonts.ready, sleep(5000)]);
+  // A reader can open every collapsed block (hidden code cells, dropdowns): check them open.
+  document.querySelectorAll('details:not([open])').forEach((d) => { d.open = true; });
   // MathJax's assistive MathML is invisible (clipped to 1 px) but widens its container's
   // scrollWidth: take it out of the layout for the measurements.
   const style = document.createElement('style');
@@ -171,6 +174,8 @@ _CHECK_JS = r"""
   const reported = [];
   for (const el of article.querySelectorAll('*')) {
     if (reported.some((a) => a.contains(el))) continue;
+    // MathJax's own parts (stretchy glyphs clip on purpose): measure the formula as a whole
+    if (el.parentElement && el.parentElement.closest('mjx-container')) continue;
     const cs = getComputedStyle(el);
     if (cs.display === 'none' || cs.visibility === 'hidden' || cs.position === 'fixed') continue;
     const r = el.getBoundingClientRect();

@@ -102,7 +102,8 @@ class Browser:
         self._next_id = 0
         self._lock = threading.Lock()
         self._pending: dict[int, queue.Queue] = {}
-        self._handlers: dict[tuple[str | None, str], list[Callable[[dict], None]]] = defaultdict(list)
+        self._handlers: dict[tuple[str | None, str], list[Callable[[dict], None]]]
+        self._handlers = defaultdict(list)
         self._closed = False
         self._thread = threading.Thread(target=self._read_loop, daemon=True)
         self._thread.start()
