@@ -2,9 +2,11 @@
 
 * Registers the pybtex style ``author_year`` (``bibtex_default_style`` in ``_config.yml``):
   entries sorted by author, year and title, each labelled ``[Bojchevski et al., 2020]`` so that
-  the bibliography reads like the author-year citations in the text
-  (``bibtex_reference_style: author_year``). Two works with the same label get ``2021a``,
-  ``2021b``.
+  the bibliography reads like the author-year citations in the text. Two works with the same
+  label get ``2021a``, ``2021b``.
+* Registers the citation style ``author_year_round`` (``bibtex_reference_style``):
+  sphinxcontrib-bibtex's author-year style with round brackets, ``(Lee et al., 2019)`` and
+  ``Lee et al. (2019)``.
 * Removes duplicate inline scripts from the pages (sphinx-thebe registers its configuration
   script twice, which throws ``SyntaxError: Identifier 'THEBE_JS_URL' has already been
   declared`` on every page).
@@ -14,12 +16,16 @@ from __future__ import annotations
 
 import string
 from collections import Counter
+from dataclasses import dataclass, field
 from typing import Any, Iterable, Iterator
 
 from pybtex.plugin import register_plugin
 from pybtex.richtext import Text
 from pybtex.style.formatting.unsrt import Style as UnsrtStyle
 from pybtex.style.labels import BaseLabelStyle
+from sphinxcontrib.bibtex.plugin import register_plugin as register_bibtex_plugin
+from sphinxcontrib.bibtex.style.referencing import BracketStyle
+from sphinxcontrib.bibtex.style.referencing.author_year import AuthorYearReferenceStyle
 
 
 def _last_name(person: Any) -> str:
@@ -64,8 +70,23 @@ class AuthorYearStyle(UnsrtStyle):
     default_sorting_style = "author_year_title"
 
 
+def _round(sep: str = ", ") -> BracketStyle:
+    return BracketStyle(left="(", right=")", sep=sep)
+
+
+@dataclass
+class RoundAuthorYearReferenceStyle(AuthorYearReferenceStyle):
+    """Author-year citations in round brackets: ``(Bojchevski et al., 2020; Lee et al.,
+    2019)`` for ``{cite:p}``, ``Bojchevski et al. (2020)`` for ``{cite:t}``."""
+
+    bracket_parenthetical: BracketStyle = field(default_factory=lambda: _round("; "))
+    bracket_textual: BracketStyle = field(default_factory=_round)
+
+
 register_plugin("pybtex.style.labels", "author_year", AuthorYearLabelStyle)
 register_plugin("pybtex.style.formatting", "author_year", AuthorYearStyle)
+register_bibtex_plugin("sphinxcontrib.bibtex.style.referencing", "author_year_round",
+                       RoundAuthorYearReferenceStyle)
 
 
 def _drop_duplicate_scripts(app: Any, pagename: str, templatename: str, context: dict,

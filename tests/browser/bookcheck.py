@@ -6,7 +6,9 @@ cells, dropdowns: what a reader can open must fit too) and reports:
 
 * ``overflow``: content elements wider than the article column: elements that scroll or clip
   horizontally (``scrollWidth > clientWidth``: code cells, outputs, tables, display math) and
-  elements whose box sticks out of the column; only the outermost element is reported;
+  elements whose box sticks out of the column (only the outermost is reported); code lines
+  and printed table rows (runs of spaces, tabs or `` | `` between values) that wrap, measured
+  at 0.6 em per character so that the verdict holds for any common monospace font;
 * ``math``: MathJax errors (``mjx-merror``) and math that was never typeset;
 * ``broken``: requests for files of the book that failed or answered an HTTP error, images
   that did not decode, and links to pages or anchors of the book that do not exist;
@@ -72,8 +74,9 @@ class PageReport:
         lines = []
         for item in self.overflow:
             where = f" in section '{item['section']}'" if item.get("section") else ""
-            lines.append(f"overflow: {item['element']}{where} {item['kind']}: {item['width']} px "
-                         f"in a {item['column']} px column: {item['text']!r}")
+            unit = item.get("unit", "px")
+            lines.append(f"overflow: {item['element']}{where} {item['kind']}: {item['width']} "
+                         f"{unit} in a {item['column']} {unit} column: {item['text']!r}")
         for item in self.math:
             lines.append(f"math: {item['kind']}: {item['text']!r}")
         lines += [f"{name}: {item}" for name in ("broken", "offsite", "markers", "js_errors")
@@ -190,6 +193,23 @@ _CHECK_JS = r"""
       out.overflow.push({element: describe(el), section: sectionOf(el), text: snippet(el),
                          ...problem});
     }
+  }
+  // Lines of code cells and printed tables must fit the column without wrapping, in any
+  // common monospace font (0.6 em per character); other printed lines may wrap.
+  for (const pre of article.querySelectorAll('.cell_input pre, .cell_output pre')) {
+    if (reported.some((a) => a.contains(pre))) continue;
+    const cs = getComputedStyle(pre);
+    const width = pre.clientWidth - parseFloat(cs.paddingLeft) - parseFloat(cs.paddingRight);
+    const fits = Math.floor(width / (0.6 * parseFloat(cs.fontSize)));
+    const input = pre.closest('.cell_input') !== null;
+    const long = pre.textContent.split('\n').map((l) => l.replace(/\s+$/, ''))
+                    .filter((l) => l.length > fits);
+    const bad = input ? long : long.filter((l) => /\S( {2,}|\t| \| )\S/.test(l.trim()));
+    if (bad.length)
+      out.overflow.push({element: describe(pre), section: sectionOf(pre),
+                         kind: input ? `${bad.length} code line(s) wrap` : 'printed table wraps',
+                         width: Math.max(...bad.map((l) => l.length)), column: fits,
+                         unit: 'characters', text: bad[0].trim().slice(0, 90)});
   }
   for (const el of document.querySelectorAll('mjx-merror, [data-mjx-error]'))
     out.math.push({kind: 'MathJax error ' + (el.getAttribute('data-mjx-error') || ''),
