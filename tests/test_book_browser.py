@@ -22,7 +22,7 @@ from pathlib import Path
 
 import pytest
 
-from browser.bookcheck import book_pages, check_book, check_page, serve, VIEWPORT
+from browser.bookcheck import VIEWPORT, book_pages, check_one, check_page, serve
 from browser.cdp import Browser, find_chromium
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -147,18 +147,23 @@ def _source_of(page: str) -> Path | None:
 
 
 @pytest.fixture(scope="module")
-def book_reports(browser):
+def book_site(browser):
+    """The built book served on localhost: (browser, base URL, anchor cache)."""
     if not (BOOK / "index.html").is_file():
         _skip_or_fail(f"no built book in {BOOK}: build it first (make html, or "
                       "jupyter-book build .)")
-    return {report.page: report for report in check_book(BOOK, browser=browser)}
+    with serve(BOOK) as base:
+        yield browser, base, {}
 
 
 @pytest.mark.parametrize("page", _book_pages())
-def test_book_page(page, book_reports):
+def test_book_page(page, book_site):
     source = _source_of(page)
     built = BOOK / page
     if source is not None and source.stat().st_mtime > built.stat().st_mtime:
         _skip_or_fail(f"{page} is older than {source.relative_to(ROOT)}: rebuild the book")
-    report = book_reports[page]
-    assert report.ok, f"{page} at {VIEWPORT[0]} px:\n  " + "\n  ".join(report.problems())
+    browser, base, id_cache = book_site
+    report = check_one(browser, base, BOOK, page, id_cache)
+    if not report.ok:
+        pytest.fail(f"{page} at {VIEWPORT[0]} px wide:\n  " + "\n  ".join(report.problems()),
+                    pytrace=False)

@@ -43,8 +43,8 @@ if __package__ in (None, ""):  # run as a script
 else:
     from .cdp import Browser, CDPError, Tab
 
-__all__ = ["PageReport", "book_pages", "redirect_target", "serve", "check_page", "check_book",
-           "VIEWPORT"]
+__all__ = ["PageReport", "book_pages", "redirect_target", "serve", "check_page", "check_one",
+           "check_book", "VIEWPORT"]
 
 VIEWPORT = (1400, 900)
 SKIP_DIRS = {"_static", "_sources", "_images", "_downloads", "_sphinx_design_static"}
@@ -159,8 +159,15 @@ _CHECK_JS = r"""
     }
     return s;
   };
-  const snippet = (el) => (el.innerText || el.textContent || '').trim().replace(/\s+/g, ' ')
-                          .slice(0, 90);
+  const texOf = (el) => {  // the TeX source of a typeset formula, when MathJax has it
+    try {
+      const items = MathJax.startup.document.getMathItemsWithin(el);
+      return items.length ? 'TeX: ' + items[0].math : null;
+    } catch (e) { return null; }
+  };
+  const snippet = (el) => ((el.tagName.toLowerCase() === 'mjx-container' && texOf(el))
+                           || el.innerText || el.textContent || '').trim()
+                          .replace(/\s+/g, ' ').slice(0, 90);
   const sectionOf = (el) => {
     const sec = el.closest('section');
     const h = sec && sec.querySelector('h1, h2, h3, h4');
@@ -339,41 +346,45 @@ def check_page(tab: Tab, base: str, page: str, root: Path,
     return report
 
 
+def check_one(browser: Browser, base: str, root: Path, page: str,
+              id_cache: dict[Path, set[str]] | None = None,
+              screenshots: Path | None = None) -> PageReport:
+    """Check one page of the book served at ``base`` from ``root``, in a fresh tab."""
+    redirect = redirect_target(root / page)
+    if redirect is not None:  # a bare redirect (index.html): check its target exists
+        report = PageReport(page)
+        if not (root / page).parent.joinpath(redirect).is_file():
+            report.broken.append(f"redirect to a missing page: {redirect}")
+        return report
+    tab = browser.new_tab(*VIEWPORT)
+    try:
+        report = check_page(tab, base, page, root, id_cache)
+        if screenshots is not None:
+            screenshots.mkdir(parents=True, exist_ok=True)
+            tab.screenshot(screenshots / (page.replace("/", "_") + ".png"))
+    except CDPError as exc:
+        report = PageReport(page)
+        report.js_errors.append(f"page could not be checked: {exc}")
+    finally:
+        tab.close()
+    return report
+
+
 def check_book(root: Path, pages: list[str] | None = None, screenshots: Path | None = None,
                browser: Browser | None = None) -> list[PageReport]:
     """Check ``pages`` (default: every page) of the book built in ``root``."""
     root = Path(root)
     pages = book_pages(root) if pages is None else pages
-    reports = []
     own_browser = browser is None
     browser = browser or Browser.launch()
     id_cache: dict[Path, set[str]] = {}
     try:
         with serve(root) as base:
-            for page in pages:
-                redirect = redirect_target(root / page)
-                if redirect is not None:  # a bare redirect (index.html): check its target
-                    report = PageReport(page)
-                    if not (root / page).parent.joinpath(redirect).is_file():
-                        report.broken.append(f"redirect to a missing page: {redirect}")
-                    reports.append(report)
-                    continue
-                tab = browser.new_tab(*VIEWPORT)
-                try:
-                    report = check_page(tab, base, page, root, id_cache)
-                    if screenshots is not None:
-                        screenshots.mkdir(parents=True, exist_ok=True)
-                        tab.screenshot(screenshots / (page.replace("/", "_") + ".png"))
-                except CDPError as exc:
-                    report = PageReport(page)
-                    report.js_errors.append(f"page could not be checked: {exc}")
-                finally:
-                    tab.close()
-                reports.append(report)
+            return [check_one(browser, base, root, page, id_cache, screenshots)
+                    for page in pages]
     finally:
         if own_browser:
             browser.close()
-    return reports
 
 
 def main(argv: list[str] | None = None) -> int:
