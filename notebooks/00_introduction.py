@@ -164,7 +164,7 @@ grid = certify_grid(lower[0], 0.01, 0.6, max_ra=3, max_rd=8)
 # %% tags=["nbval-check-output"]
 print("largest certified deletion radius:", max_certified_radius(lower[0], 0.01, 0.6, kind="rd"))
 print("largest certified addition radius:", max_certified_radius(lower[0], 0.01, 0.6, kind="ra"))
-pd.DataFrame(np.where(grid, "certified", "-"),
+pd.DataFrame(np.where(grid, "yes", "no"),
              index=pd.Index(range(grid.shape[0]), name="additions r_a"),
              columns=pd.Index(range(grid.shape[1]), name="deletions r_d"))
 
