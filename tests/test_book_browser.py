@@ -115,11 +115,13 @@ def test_checker_finds_markers_raw_markup_and_untypeset_math(browser, tmp_path):
     root = _site(tmp_path, {"a.html": "<pre># NBVAL_CHECK_OUTPUT\nprint(1)</pre>"
                                       "<p>see {cite}`someone2020` and $-r_s$</p>"
                                       '<span class="math">\\(x^2\\)</span>'
+                                      "<table><tr><th>zero</th><td>NaN</td></tr></table>"
                                       "<script>undefined_function()</script>"})
     report = _check(browser, root, "a.html")
     assert any("NBVAL_CHECK_OUTPUT" in m for m in report.markers), report.markers
     assert any("unrendered MyST role" in m for m in report.markers), report.markers
     assert any(m.startswith("raw TeX") for m in report.markers), report.markers
+    assert any(m.startswith('NaN in 1 table cell(s), first in row "zero"') for m in report.markers)
     assert [item["kind"] for item in report.math] == ["not typeset"]
     assert len(report.js_errors) == 1 and "undefined_function" in report.js_errors[0]
 

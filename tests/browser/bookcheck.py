@@ -14,7 +14,7 @@ cells, dropdowns: what a reader can open must fit too) and reports:
   that did not decode, and links to pages or anchors of the book that do not exist;
 * ``offsite``: requests to any host other than the local server (blocked, and reported);
 * ``markers``: visible test scaffolding (``NBVAL``), MyST roles that were not rendered
-  (``{cite}`...```), raw ``$...$`` TeX outside code;
+  (``{cite}`...```), raw ``$...$`` TeX outside code, ``NaN`` in table cells;
 * ``js_errors``: uncaught JavaScript exceptions.
 
 Run from the repository root to print a report (and, optionally, save screenshots)::
@@ -237,6 +237,14 @@ _CHECK_JS = r"""
   }
   const role = text.match(/\{(cite|doc|ref|numref|eq|glue|term|download)(:[a-z]+)?\}`[^`]*`/);
   if (role) out.markers.push('unrendered MyST role: ' + JSON.stringify(role[0].slice(0, 90)));
+  const nanCells = [...article.querySelectorAll('td')].filter((td) => /^(nan|NaN)$/.test(
+    td.textContent.trim()));
+  if (nanCells.length) {
+    const row = nanCells[0].closest('tr');
+    const label = row && row.querySelector('th') ? row.querySelector('th').textContent.trim() : '';
+    out.markers.push(`NaN in ${nanCells.length} table cell(s), first in row ` +
+                     JSON.stringify(label.slice(0, 60)) + ': show a missing value as such');
+  }
   const walker = document.createTreeWalker(article, NodeFilter.SHOW_TEXT);
   for (let node = walker.nextNode(); node; node = walker.nextNode()) {
     const parent = node.parentElement;
