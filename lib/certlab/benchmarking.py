@@ -4,10 +4,16 @@ A benchmark script times a method against a baseline measured in the same run an
 JSON record in ``benchmarks/results/<name>.json`` via :func:`save_record`. The book's
 benchmark page reads them back with :func:`load_records`.
 
-Record layout (keys other than ``provenance`` are free-form results)::
+Record layout (``results`` are free-form; ``headline`` is optional)::
 
     {"name": ..., "description": ..., "target": "...", "target_met": true,
-     "results": {...}, "provenance": {command, parameters, commit, hardware, ...}}
+     "headline": {"speedup": 5279.0, ...}, "results": {...},
+     "provenance": {command, parameters, commit, hardware, ...}}
+
+:meth:`BenchmarkRecord.to_markdown` renders one record as a table for the book (what was
+measured, target, met or not, the headline numbers, when, at which commit, a link to the
+file) with every result in a collapsed block of tables; :func:`records_overview` is the
+one-line-per-record summary. Keys are shown in natural order (``P2`` before ``P10``).
 """
 
 from __future__ import annotations
