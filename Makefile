@@ -2,8 +2,10 @@
 #   make book   set up .venv, execute every chapter at its default (CPU-scale) parameters,
 #               build the HTML book into _build/html
 #   make test   set up .venv, run pytest, nbval on every notebook (twice: as set up here, then
-#               with other CPU kernels and one thread), and the strict book build
+#               with other CPU kernels and one thread), the strict book build and the
+#               browser test of every page
 # Helpers: make setup | notebooks | notebook NB=notebooks/x.py | html | benchmarks | clean
+#          | browser-test | chromium
 
 SHELL := /bin/bash
 .SHELLFLAGS := -eu -o pipefail -c
@@ -22,8 +24,9 @@ book: setup notebooks html
 
 test: setup pytest nbval nbval-portable
 	$(VENV)/bin/jupyter-book build -W -n --keep-going .
+	$(MAKE) browser-test
 
-setup: $(STAMP)
+setup: $(STAMP) chromium
 
 $(STAMP): requirements.lock pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -66,3 +69,15 @@ benchmarks: setup
 
 clean:
 	rm -rf _build
+
+# Every page of the built book in headless Chromium (tests/test_book_browser.py); Debian's
+# chromium package is installed by the set-up when missing (root and apt-get needed).
+.PHONY: browser-test chromium
+browser-test: setup
+	CERTLAB_REQUIRE_BROWSER=1 $(PY) -m pytest -q -p no:cacheprovider tests/test_book_browser.py
+
+chromium:
+	@command -v chromium >/dev/null || command -v chromium-browser >/dev/null || \
+	{ if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	    apt-get update -qq && apt-get install -y -qq chromium >/dev/null; \
+	  else echo "note: no chromium; browser-test needs it: apt-get install -y chromium"; fi; }

@@ -48,7 +48,7 @@ alpha = 0.01  # the certificate may be wrong with probability at most alpha
 device = "auto"  # "auto" picks CUDA when present
 seed = 0
 
-# %%
+# %% tags=["remove-cell"]
 from certlab.utils import check_nonnegative_int, check_probability, resolve_device
 
 check_nonnegative_int(n_samples, "n_samples")
@@ -60,9 +60,11 @@ check_probability(true_p, "true_p")
 check_probability(alpha, "alpha", open_low=True, open_high=True)
 device = resolve_device(device)
 
-# %%
+# %% tags=["hide-input"]
 import matplotlib.pyplot as plt
 import numpy as np
+import pandas as pd
+from IPython.display import Markdown, display
 
 from certlab.stats import clopper_pearson_lower, lower_bound_coverage
 from certlab.utils import seed_everything
@@ -109,8 +111,7 @@ lower = clopper_pearson_lower(votes, n_samples, alpha)
 empirical_coverage = float(np.mean(lower <= true_p))
 exact_coverage = lower_bound_coverage(n_samples, true_p, alpha)
 
-# %%
-# NBVAL_CHECK_OUTPUT
+# %% tags=["nbval-check-output"]
 print(f"first repeat: {votes[0]} of {n_samples} votes, estimate {votes[0] / n_samples:.3f}, "
       f"lower bound {lower[0]:.4f}")
 print(f"exact probability that the bound holds: {exact_coverage:.4f} "
@@ -119,7 +120,7 @@ print(f"share of our {n_repeats} repeats whose bound holds: {empirical_coverage:
       f"(sampling error about {np.sqrt(exact_coverage * (1 - exact_coverage) / n_repeats):.4f})")
 print(f"median gap between true p and the bound: {np.median(true_p - lower):.4f}")
 
-# %%
+# %% tags=["hide-input"]
 sizes = np.unique(np.logspace(1, 5, 60).astype(int))
 fig, axes = plt.subplots(1, 2, figsize=(11, 4))
 for p in (0.6, 0.8, 0.95, 0.99):
@@ -160,12 +161,12 @@ from certlab.smoothing.certificate import certify_grid, max_certified_radius
 
 grid = certify_grid(lower[0], 0.01, 0.6, max_ra=3, max_rd=8)
 
-# %%
-# NBVAL_CHECK_OUTPUT
-print("certified (ra rows 0..3, rd columns 0..8):")
-print(grid.astype(int))
+# %% tags=["nbval-check-output"]
 print("largest certified deletion radius:", max_certified_radius(lower[0], 0.01, 0.6, kind="rd"))
 print("largest certified addition radius:", max_certified_radius(lower[0], 0.01, 0.6, kind="ra"))
+pd.DataFrame(np.where(grid, "yes", "no"),
+             index=pd.Index(range(grid.shape[0]), name="additions r_a"),
+             columns=pd.Index(range(grid.shape[1]), name="deletions r_d"))
 
 # %% [markdown]
 # Deletions are much cheaper to certify than additions: with sparse noise, a deleted one looks
@@ -175,10 +176,10 @@ print("largest certified addition radius:", max_certified_radius(lower[0], 0.01,
 #
 # Parts II and III certify against an attacker who flips training labels before the model is
 # trained. On a small contextual stochastic block model (two classes, Gaussian features), we
-# train the kernel SVM of a wide simplified GCN (its neural tangent kernel
-# {cite}`jacot2018ntk`) on 10 labeled nodes and ask, for each test node, for the fewest label
-# flips that change its prediction, twice: by enumerating every flip set and by the exact MILP
-# of {cite}`sabanayagam2025`. The two independent exact methods must agree.
+# train the kernel SVM of a wide simplified GCN (its neural tangent kernel,
+# {cite:alp}`jacot2018ntk`) on 10 labeled nodes and ask, for each test node, for the fewest
+# label flips that change its prediction, twice: by enumerating every flip set and by the exact
+# MILP of {cite:t}`sabanayagam2025`. The two independent exact methods must agree.
 
 # %%
 from certlab.graphs.csbm import csbm_split, sample_csbm
@@ -194,8 +195,7 @@ flips = {method: min_label_flips(kernel[np.ix_(train, train)], kernel[np.ix_(tes
                                  method=method)
          for method in ("enumerate", "milp")}
 
-# %%
-# NBVAL_CHECK_OUTPUT
+# %% tags=["nbval-check-output"]
 print("fewest flips per test node (5 = more than 4):", flips["enumerate"].tolist())
 print("enumeration and MILP agree on every node:",
       bool(np.array_equal(flips["enumerate"], flips["milp"])))
@@ -207,17 +207,19 @@ print("certified against 1 / 2 flips:", [int((flips["milp"] > k).sum()) for k in
 #
 # Part IV verifies neural networks against every perturbation of at most $\epsilon$ per pixel.
 # We train a tiny ReLU network on MNIST for a few seconds and verify a few test images at
-# $\epsilon = 0.05$ with our branch and bound (bound propagation through auto_LiRPA
-# {cite}`xu2020autolirpa` with beta-CROWN splits {cite}`wang2021betacrown`), checked against an exact MILP. Statuses are
-# *verified* (no perturbation changes the prediction), *falsified* (a counterexample was
-# found and checked) or *timeout* (never counted as verified).
+# $\epsilon = 0.05$ with our branch and bound (bound propagation through auto_LiRPA,
+# {cite:alp}`xu2020autolirpa`, with beta-CROWN splits, {cite:alp}`wang2021betacrown`), checked
+# against an exact MILP. Statuses are *verified* (no perturbation changes the prediction),
+# *falsified* (a counterexample was found and checked) or *timeout* (never counted as
+# verified).
 
-# %%
+# %% tags=["hide-input"]
 import torch
 
 from certlab.data import load_mnist
 from certlab.verification import mlp, verify
 
+# a tiny ReLU network, trained for a few seconds
 images, labels = load_mnist("train")
 x_train = torch.tensor(images[:3000].reshape(-1, 784) / 255.0, dtype=torch.float32)
 y_train = torch.tensor(labels[:3000])
@@ -233,15 +235,16 @@ for epoch in range(8):
 net.eval()
 test_images, test_labels = load_mnist("test")
 x_test = torch.tensor(test_images[:8].reshape(-1, 784) / 255.0, dtype=torch.float32)
+
+# %%
 results = {method: [verify(net, x_test[i], int(test_labels[i]), 0.05, timeout=20.0,
                            method=method).status for i in range(len(x_test))]
            for method in ("bab", "milp")}
 
-# %%
-# NBVAL_CHECK_OUTPUT
-print("branch and bound:", results["bab"])
-print("exact MILP:      ", results["milp"])
+# %% tags=["nbval-check-output"]
+pd.DataFrame(results, index=pd.Index(range(len(x_test)), name="test image")).T
 
+# %% [markdown]
 # ## Map of the book
 #
 # * **Part I: sparsity-aware randomized smoothing** {cite}`bojchevski2020`. A model-agnostic
@@ -278,26 +281,50 @@ print("exact MILP:      ", results["milp"])
 # commit, hardware, wall time, date) to `results/<chapter>-<time>/`; it never overwrites the
 # notebooks of the book. Unknown parameter names and values of the wrong type are errors.
 # Every chapter takes `device` (`"auto"` picks a CUDA GPU when one is present; `"cpu"` or
-# `"cuda"` force one) and `seed`. The table below is read from the chapters themselves: their
-# defaults, and the values that reproduce the papers' scale (where a GPU is recommended).
+# `"cuda"` force one) and `seed`. The tables below are read from the chapters themselves: their
+# defaults, and the values that reproduce the papers' scale (where a GPU is recommended; values
+# that change at paper scale are in bold). Open a chapter's table to see its parameters.
 
-# %%
-import pandas as pd
+# %% tags=["remove-input"]
+import re
+
+import jupytext
 
 from certlab.chapters import existing_chapters
 from certlab.run import chapter_defaults
 
-rows = []
+
+def parameter_comments(path):
+    """``{name: comment}`` from the ``name = value  # comment`` lines of the parameters cell."""
+    (cell,) = [c for c in jupytext.read(path).cells
+               if "parameters" in c.get("metadata", {}).get("tags", [])]
+    comments = re.findall(r"^(\w+)\s*=.*?#\s*(.+)$", cell.source, flags=re.M)
+    return {name: re.sub(r"([\\`*_\[\]<>|$])", r"\\\1", text) for name, text in comments}
+
+
+sections = []
 for chapter in existing_chapters():
     defaults = chapter_defaults(chapter.path)
+    comments = parameter_comments(chapter.path)
+    comments.setdefault("seed", "seed of every random choice (data splits, noise, training)")
+    changed = [name for name in defaults if name in chapter.paper_scale
+               and chapter.paper_scale[name] != defaults[name]]
+    lines = ["```{list-table}", ":header-rows: 1", ":widths: 22 18 22 38", "",
+             "* - parameter", "  - default (CPU)", "  - paper scale", "  - meaning"]
     for name, value in defaults.items():
-        rows.append({"chapter": chapter.stem, "parameter": name, "default (CPU)": repr(value),
-                     "paper scale": repr(chapter.paper_scale.get(name, value))})
-table = pd.DataFrame(rows).set_index(["chapter", "parameter"])
-table
+        paper = chapter.paper_scale.get(name, value)
+        lines += [f"* - `{name}`", f"  - `{value!r}`",
+                  f"  - `{paper!r}`" if paper == value else f"  - **`{paper!r}`**",
+                  f"  - {comments.get(name, '')}"]
+    lines.append("```")
+    title = (f"{chapter.stem[:2]} {chapter.title}: {len(defaults)} parameters, "
+             f"{len(changed)} changed at paper scale")
+    sections.append("\n".join([f"````{{dropdown}} {title}", *lines, "````"]))
+display(Markdown("\n\n".join(sections)))
 
 # %% [markdown]
 # `make book` re-executes every chapter at its defaults and builds this book; `make test` runs
 # the library's tests, re-executes every notebook with nbval (comparing the key numbers
-# printed in cells marked `NBVAL_CHECK_OUTPUT`) and builds the book with warnings as errors.
+# printed in the cells tagged `nbval-check-output`), builds the book with warnings as errors
+# and reads every page of it in a headless browser.
 # The references cited here are collected in the {doc}`../book/bibliography`.

@@ -20,7 +20,10 @@
 # noisy); they are measured by the scripts in `benchmarks/`, each of which times the method
 # against a baseline **in the same run** and records the result with its provenance
 # (command, parameters, git commit, hardware, wall time, date) in `benchmarks/results/`.
-# This page shows those records as they are stored: rerun a script to refresh its record,
+# Below, one table per benchmark: what was measured, the target, whether it was met, the
+# numbers that answer the target, and when, at which commit and on which hardware they were
+# measured. Every result follows in the collapsed block under the table, and the full record
+# is one click away (the `.json` link). Rerun a script to refresh its record,
 #
 # ```bash
 # .venv/bin/python benchmarks/bench_<name>.py      # or: make benchmarks
@@ -33,36 +36,51 @@ results_dir = "../benchmarks/results"  # where the benchmark records live
 device = "auto"  # unused here; every chapter takes it
 seed = 0  # unused here; every chapter takes it
 
-# %%
-from pathlib import Path
+# %% tags=["remove-cell"]
+import os
 
-if not Path(results_dir).is_dir():
-    raise ValueError(f"results_dir {results_dir!r} is not a folder")
-
-# %%
-from certlab.benchmarking import load_records, records_table
-
-records = load_records(results_dir)
-
-# %%
-# NBVAL_CHECK_OUTPUT
-print(f"{len(records)} benchmark records")
-for record in records:
-    verdict = {True: "met", False: "NOT met", None: "no target"}[record.target_met]
-    print(f"- {record.name}: target {verdict}")
-
-# %% [markdown]
-# Each record in detail: the target, whether it was met, the measured numbers, and where and
-# when they were measured.
-
-# %%
 from IPython.display import Markdown, display
 
+from certlab.benchmarking import load_records, records_overview
+
+records = load_records(results_dir)  # a ValueError names results_dir if it is not a folder
+
+# The results that answer each record's target (shell wildcards over the dotted result keys).
+# A record that stores its own "headline" (save_record(..., headline=...)) overrides its entry.
+HEADLINES = {
+    "ensembles": ["min_speedup", "all_answers_identical", "ensemble_min_flips.worst_case_s",
+                  "ensemble_min_flips.median_s_per_point", "chapter_table.wall_s"],
+    "grafting": ["summary.baseline.VA_bab_%", "summary.grafting 50%.VA_bab_%",
+                 "grafting50_minus_baseline_verified_images_bab",
+                 "bab_median_time_ratio_grafting50_over_baseline",
+                 "no_bab_milp_disagreement"],
+    "poisoning_collective_curve": ["wall_time_s", "labellings_one_pass",
+                                   "baseline_agrees_with_curve",
+                                   "speedup_vs_per_budget_enumeration"],
+    "poisoning_milp": ["all_agree", "sizes_measured", "milp_s_per_node",
+                       "enumerate_s_per_node"],
+    "poisoning_samplewise_table": ["wall_time_s", "certificates",
+                                   "baseline.milp_equals_enumeration",
+                                   "baseline.speedup_vs_milp"],
+    "smoothing_grid": ["speedup_vs_baseline", "identical_certified_cells",
+                       "fast_grid_s.median_s", "baseline.extrapolated_all_nodes_s"],
+    "smoothing_prediction": ["attributes.ratio_to_clean_forward",
+                             "structure.ratio_to_clean_forward", "clean_forward_median_s"],
+    "verification": ["models.*.methods.bab.verified_accuracy",
+                     "models.*.methods.alpha-crown.verified_accuracy",
+                     "models.*.bab_milp_disagreements"],
+}
+
+# %% tags=["nbval-check-output"]
+verdicts = {True: "met", False: "NOT met", None: "no target"}
+print(f"{len(records)} benchmark records")
 for record in records:
-    display(Markdown(record.to_markdown()))
+    print(f"- {record.name}: target {verdicts[record.target_met]}")
 
-# %% [markdown]
-# Overview of where the records were measured:
+# %% tags=["remove-input"]
+display(Markdown("## Overview\n\n" + records_overview(records)))
 
-# %%
-records_table(records)
+# %% tags=["remove-input"]
+for record in records:
+    display(Markdown(record.to_markdown(headline=HEADLINES.get(record.name),
+                                        link=os.path.relpath(record.source))))

@@ -1,0 +1,1 @@
+"""Browser checks of the built book: headless Chromium driven over the DevTools protocol."""
