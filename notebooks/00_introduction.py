@@ -66,6 +66,7 @@ import numpy as np
 import pandas as pd
 from IPython.display import Markdown, display
 
+from certlab.checks import KeyResults
 from certlab.stats import clopper_pearson_lower, lower_bound_coverage
 from certlab.utils import seed_everything
 
@@ -111,7 +112,7 @@ lower = clopper_pearson_lower(votes, n_samples, alpha)
 empirical_coverage = float(np.mean(lower <= true_p))
 exact_coverage = lower_bound_coverage(n_samples, true_p, alpha)
 
-# %% tags=["nbval-check-output"]
+# %%
 print(f"first repeat: {votes[0]} of {n_samples} votes, estimate {votes[0] / n_samples:.3f}, "
       f"lower bound {lower[0]:.4f}")
 print(f"exact probability that the bound holds: {exact_coverage:.4f} "
@@ -161,7 +162,7 @@ from certlab.smoothing.certificate import certify_grid, max_certified_radius
 
 grid = certify_grid(lower[0], 0.01, 0.6, max_ra=3, max_rd=8)
 
-# %% tags=["nbval-check-output"]
+# %%
 print("largest certified deletion radius:", max_certified_radius(lower[0], 0.01, 0.6, kind="rd"))
 print("largest certified addition radius:", max_certified_radius(lower[0], 0.01, 0.6, kind="ra"))
 pd.DataFrame(np.where(grid, "yes", "no"),
@@ -195,7 +196,7 @@ flips = {method: min_label_flips(kernel[np.ix_(train, train)], kernel[np.ix_(tes
                                  method=method)
          for method in ("enumerate", "milp")}
 
-# %% tags=["nbval-check-output"]
+# %%
 print("fewest flips per test node (5 = more than 4):", flips["enumerate"].tolist())
 print("enumeration and MILP agree on every node:",
       bool(np.array_equal(flips["enumerate"], flips["milp"])))
@@ -241,8 +242,34 @@ results = {method: [verify(net, x_test[i], int(test_labels[i]), 0.05, timeout=20
                            method=method).status for i in range(len(x_test))]
            for method in ("bab", "milp")}
 
-# %% tags=["nbval-check-output"]
+# %%
 pd.DataFrame(results, index=pd.Index(range(len(x_test)), name="test image")).T
+
+# %% [markdown]
+# ### What CI checks
+#
+# Every chapter ends with a list like the one below: the results that `make test` compares
+# on every machine. Exact results (votes drawn from a seeded generator, certified radii, flip
+# counts) are printed in full; results of float training, such as the tiny network's
+# verdicts, are checked as claims that must hold on any machine, because float32 training
+# takes other kernel paths on other CPUs.
+
+# %% tags=["nbval-check-output"]
+key = KeyResults("00_introduction")
+key.exact(f"first repeat: votes of {n_samples}", votes[0])
+key.exact(f"repeats (of {n_repeats}) whose bound holds", int(np.sum(lower <= true_p)))
+key.claim(f"the exact coverage of the bound is at least 1 - alpha = {1 - alpha:g}",
+          exact_coverage >= 1 - alpha)
+key.exact("largest certified deletion / addition radius of the first repeat",
+          [max_certified_radius(lower[0], 0.01, 0.6, kind=kind) for kind in ("rd", "ra")])
+key.exact("certified (ra, rd) cells of the first repeat, per ra", grid.sum(axis=1))
+key.exact("fewest flips per test node (5 = more than 4)", flips["enumerate"])
+key.claim("enumeration and MILP agree on every test node",
+          np.array_equal(flips["enumerate"], flips["milp"]))
+key.claim("no image is verified by one method and falsified by the other",
+          not any({"verified", "falsified"} <= set(pair)
+                  for pair in zip(results["bab"], results["milp"])))
+key.report()
 
 # %% [markdown]
 # ## Map of the book
