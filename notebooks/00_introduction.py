@@ -68,8 +68,10 @@ from IPython.display import Markdown, display
 
 from certlab.checks import KeyResults
 from certlab.stats import clopper_pearson_lower, lower_bound_coverage
+from certlab.plotting import use_book_style
 from certlab.utils import seed_everything
 
+use_book_style()
 rng = seed_everything(seed)
 print(f"running on {device}")
 
@@ -123,7 +125,7 @@ print(f"median gap between true p and the bound: {np.median(true_p - lower):.4f}
 
 # %% tags=["hide-input"]
 sizes = np.unique(np.logspace(1, 5, 60).astype(int))
-fig, axes = plt.subplots(1, 2, figsize=(11, 4))
+fig, axes = plt.subplots(1, 2, figsize=(7.5, 3.4))
 for p in (0.6, 0.8, 0.95, 0.99):
     expected_votes = np.round(p * sizes).astype(int)
     axes[0].semilogx(sizes, clopper_pearson_lower(expected_votes, sizes, alpha), label=f"p = {p}")
