@@ -84,3 +84,36 @@ display(Markdown("## Overview\n\n" + records_overview(records)))
 for record in records:
     display(Markdown(record.to_markdown(headline=HEADLINES.get(record.name),
                                         link=os.path.relpath(record.source))))
+
+# %% [markdown]
+# ## What varies between machines
+#
+# CI checks each chapter's key results twice: as the notebooks were executed, and with
+# PyTorch's scalar kernels, MKL without AVX and one thread (see the README). Exact results and
+# claims must print the same in both; the values below are the ones a chapter shows but does
+# not check, because float32 training takes other kernel paths on other CPUs. The
+# `portability` record above holds both runs of every chapter; here is how far each measured
+# value moved between them.
+
+# %% tags=["remove-input"]
+import json
+from pathlib import Path
+
+import pandas as pd
+
+portability = Path(results_dir) / "portability.json"
+if portability.is_file():
+    for chapter, result in json.loads(portability.read_text())["results"].items():
+        spread = pd.DataFrame(result["measured"]).T
+        if spread.empty:
+            continue
+        spread = spread.rename(columns={"abs_diff": "difference"})
+        moved = spread[spread["difference"] > 0]
+        display(Markdown(
+            f"**{chapter}**: {len(spread)} measured values, {len(moved)} moved; largest "
+            f"difference {result['max_abs_diff']:.3g}; exact results and claims identical: "
+            f"{result['exact_identical'] and result['claims_identical']}"))
+        if len(moved):
+            display(moved.astype(float).round(4))
+else:
+    display(Markdown("No portability record yet: run `benchmarks/bench_portability.py`."))

@@ -48,8 +48,8 @@ def test_names_are_unique_and_measured_values_finite():
 
 
 def test_measured_values_are_recorded_not_printed(capsys, tmp_path, monkeypatch):
-    target = tmp_path / "record.json"
-    monkeypatch.setenv(RECORD_ENV, str(target))
+    monkeypatch.setenv(RECORD_ENV, str(tmp_path / "keys"))
+    target = tmp_path / "keys" / "chapter.json"
     key = KeyResults("chapter")
     key.measured("accuracy", np.float32(0.75))
     key.exact("n", 4)

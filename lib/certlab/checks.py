@@ -39,8 +39,8 @@ import numpy as np
 
 __all__ = ["KeyResults", "RECORD_ENV"]
 
-#: Environment variable naming a JSON file: when set, :meth:`KeyResults.report` also writes
-#: the record there (used to measure how the key results vary between machines).
+#: Environment variable naming a folder: when set, :meth:`KeyResults.report` also writes the
+#: record to ``<folder>/<chapter>.json`` (used to measure how key results vary by machine).
 RECORD_ENV = "CERTLAB_KEY_RESULTS"
 
 _EXACT_SCALARS = (bool, int, str, Fraction, np.integer, np.bool_)
@@ -136,13 +136,14 @@ class KeyResults:
     def report(self) -> None:
         """Print :meth:`lines` (the output nbval compares on every machine).
 
-        When the environment variable ``CERTLAB_KEY_RESULTS`` names a file, the full
-        :meth:`record` is also written there as JSON (atomically).
+        When the environment variable ``CERTLAB_KEY_RESULTS`` names a folder, the full
+        :meth:`record` is also written to ``<folder>/<chapter>.json`` (atomically).
         """
         print("\n".join(self.lines()))
-        target = os.environ.get(RECORD_ENV)
-        if target:
-            path = Path(target)
+        folder = os.environ.get(RECORD_ENV)
+        if folder:
+            path = Path(folder) / f"{self.chapter}.json"
+            path.parent.mkdir(parents=True, exist_ok=True)
             tmp = path.with_name(path.name + ".tmp")
             tmp.write_text(json.dumps(self.record(), indent=1, default=str))
             tmp.replace(path)
