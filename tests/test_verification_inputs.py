@@ -109,3 +109,16 @@ def test_branch_and_bound_refuses_bad_budgets():
     bab = BranchAndBound(model, x, 0, lower, upper)
     with pytest.raises(ValueError, match="max_domains"):
         bab.run(None, max_domains=-2)
+
+
+def test_float64_models_are_bounded_in_float64():
+    # auto_LiRPA's alpha-CROWN allocated float32 buffers for float64 models and crashed
+    model = grafted_net(3).double()
+    x = torch.rand(1, 4, generator=torch.Generator().manual_seed(3), dtype=torch.float64)
+    before = torch.get_default_dtype()
+    for method in ("ibp", "crown", "alpha-crown"):
+        res = bounds(model, x, 0.15, method)
+        assert res.logits.lower.dtype == torch.float64
+    assert torch.get_default_dtype() == before  # the default dtype is restored
+    assert verify(model, x, int(model(x).argmax()), 0.05, timeout=None, max_domains=50,
+                  attack_steps=0).status in ("verified", "timeout", "falsified")
