@@ -22,7 +22,8 @@ Target (all measured in this run): grafting 50% verifies more images than the ba
 our BaB, its median BaB time is at least 10% lower (same images, same timeout; two medians
 that both equal the time-out do not count as a cut), and BaB never disagrees with the MILP.
 
-Run: ``python benchmarks/bench_grafting.py [--images 20 --timeout 4]``.
+Run: ``python benchmarks/bench_grafting.py [--images 20 --timeout 4] [--max-domains N]``
+(``--max-domains``: a deterministic BaB budget per image, see ``verify``).
 """
 
 from __future__ import annotations
@@ -93,7 +94,7 @@ def run_model(model, x, y, args) -> dict:
                 rows[method].append(("misclassified", 0.0, ""))
                 continue
             res = verify(model, x[i:i + 1], int(y[i]), args.eps, method=method,
-                         timeout=args.timeout, seed=args.seed)
+                         timeout=args.timeout, seed=args.seed, max_domains=args.max_domains)
             rows[method].append((res.status, res.time, res.detail))
     per_method = {}
     for method in METHODS:
@@ -120,6 +121,8 @@ def main(argv: list[str] | None = None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--images", type=int, default=20, help="verification images")
     parser.add_argument("--timeout", type=float, default=4.0, help="seconds per image")
+    parser.add_argument("--max-domains", type=int, default=None,
+                        help="deterministic BaB budget per image (domains bounded)")
     parser.add_argument("--eps", type=float, default=0.1)
     parser.add_argument("--image-size", type=int, default=14, choices=(7, 14, 28))
     parser.add_argument("--hidden", type=int, nargs="+", default=[200, 200])

@@ -20,7 +20,12 @@ every call (cold: the module is traced again) vs kept (warm: the default), same 
 Target (measured in the same run): BaB verifies at least as many images as alpha-CROWN alone,
 and BaB never disagrees with the MILP.
 
-Run: ``python benchmarks/bench_verification.py [--images 20 --timeout 10 --eps 0.08]``.
+Round-off: ``verify`` bounds in float64 and certifies only above a round-off tolerance
+(:mod:`certlab.verification.numerics`); ``--max-domains N`` adds a deterministic BaB budget per
+image (with a wall-clock timeout alone, counts near the limit depend on the machine).
+
+Run: ``python benchmarks/bench_verification.py [--images 20 --timeout 10 --eps 0.08]
+[--max-domains N]``.
 """
 
 from __future__ import annotations
@@ -65,7 +70,7 @@ def build_models(n_train: int, epochs: int, train_eps: float, seed: int
     return models
 
 
-def run_model(model, x_test, y_test, eps, timeout, seed) -> dict:
+def run_model(model, x_test, y_test, eps, timeout, seed, max_domains=None) -> dict:
     per_method: dict[str, dict] = {}
     rows: dict[str, list] = {m: [] for m in METHODS}
     with torch.no_grad():
@@ -76,7 +81,7 @@ def run_model(model, x_test, y_test, eps, timeout, seed) -> dict:
                 rows[method].append(("misclassified", 0.0, 0))
                 continue
             res = verify(model, x_test[i:i + 1], int(y_test[i]), eps, method=method,
-                         timeout=timeout, seed=seed)
+                         timeout=timeout, seed=seed, max_domains=max_domains)
             rows[method].append((res.status, res.time, res.n_branches))
     for method in METHODS:
         statuses = [r[0] for r in rows[method]]
@@ -139,6 +144,8 @@ def main(argv: list[str] | None = None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--images", type=int, default=20)
     parser.add_argument("--timeout", type=float, default=10.0, help="seconds per image")
+    parser.add_argument("--max-domains", type=int, default=None,
+                        help="deterministic BaB budget per image (domains bounded)")
     parser.add_argument("--eps", type=float, default=0.08, help="verification radius")
     parser.add_argument("--train-eps", type=float, default=0.1)
     parser.add_argument("--train-images", type=int, default=6000)
@@ -162,7 +169,7 @@ def main(argv: list[str] | None = None) -> dict:
         model = model.to(device)
         print(f"== {name}", flush=True)
         res = run_model(model, x_test.to(device), y_test.to(device), args.eps, args.timeout,
-                        args.seed)
+                        args.seed, args.max_domains)
         # throughput on the image with the most BaB branches (or the first one)
         hardest = int(np.argmax(res["bab_branches"])) if res["bab_branches"] else 0
         res["throughput"] = throughput_run(model, x_test[hardest:hardest + 1].to(device),

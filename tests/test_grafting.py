@@ -45,7 +45,7 @@ def test_model_builders_and_neuron_counts():
 
 
 def test_unsupported_layer_is_named():
-    with pytest.raises(TypeError, match=r"model\[1\] = Tanh"):
+    with pytest.raises(TypeError, match=r"layer 1 \(Tanh"):
         check_supported(nn.Sequential(nn.Linear(2, 2), nn.Tanh(), nn.Linear(2, 2)))
     with pytest.raises(TypeError, match="nn.Sequential"):
         check_supported(nn.Linear(2, 2))
@@ -438,3 +438,26 @@ def test_evaluate_certification_statuses_agree_with_milp():
     with pytest.raises(ValueError, match="verify_method"):
         evaluate_certification(model, x[:5], y[:5], eps, n_verify=2, timeout=1,
                                verify_method="exhaustive")
+
+
+def test_evaluate_certification_with_a_deterministic_budget():
+    model, x, y = _loose_toy()
+    eps = 0.08
+    full = evaluate_certification(model, x, y, eps, n_verify=12, timeout=None,
+                                  max_domains=2000, attack_steps=20, verify_method="bab")
+    none = evaluate_certification(model, x, y, eps, n_verify=12, timeout=None,
+                                  max_domains=0, attack_steps=20, verify_method="bab")
+    assert full.statuses[:] == evaluate_certification(
+        model, x, y, eps, n_verify=12, timeout=None, max_domains=2000, attack_steps=20,
+        verify_method="bab").statuses  # machine-independent: reproducible
+    for s_full, s_none, stage in zip(full.statuses, none.statuses, none.stages):
+        if stage == "verify" and s_none == "verified":
+            # with no domain to bound only the root's alpha-CROWN can verify
+            assert s_full == "verified"
+        assert s_none in ("verified", "falsified", "timeout", "unknown")
+    assert none.va <= full.va
+    with pytest.raises(ValueError, match="max_domains"):
+        evaluate_certification(model, x[:5], y[:5], eps, n_verify=2, timeout=None)
+    with pytest.raises(ValueError, match="max_domains"):
+        evaluate_certification(model, x[:5], y[:5], eps, n_verify=2, timeout=None,
+                               max_domains=-1)

@@ -324,17 +324,23 @@ def test_cached_module_is_reset_after_branch_and_bound():
     call on the same (cached) module must not see them."""
     from certlab.verification import lirpa
 
+    from certlab.verification.numerics import float64_twin
+
     model, x, label, _ = borderline_case(1, True, 0.3, 0.5)
     lirpa.clear_bounded_module_cache()
-    fresh = {m: bounds(model, x, 0.3, m) for m in ("crown", "alpha-crown")}
+    # BaB bounds the model's float64 twin: its cached module is the one BaB leaves changed
+    cases = [(model, x), (float64_twin(model), x.double())]
+    fresh = [{m: bounds(net, xx, 0.3, m) for m in ("crown", "alpha-crown")}
+             for net, xx in cases]
     res = verify(model, x, label, 0.3, method="bab", timeout=20.0, attack_steps=0,
                  batch_size=16)
     assert res.n_branches > 0  # splits (beta) were used
-    for method, ref in fresh.items():
-        again = bounds(model, x, 0.3, method)
-        assert torch.equal(again.logits.lower, ref.logits.lower), method
-        for a, b in zip(again.pre_activations, ref.pre_activations):
-            assert torch.equal(a.lower, b.lower) and torch.equal(a.upper, b.upper), method
+    for (net, xx), refs in zip(cases, fresh):
+        for method, ref in refs.items():
+            again = bounds(net, xx, 0.3, method)
+            assert torch.equal(again.logits.lower, ref.logits.lower), method
+            for a, b in zip(again.pre_activations, ref.pre_activations):
+                assert torch.equal(a.lower, b.lower) and torch.equal(a.upper, b.upper), method
 
 
 def test_cache_does_not_keep_models_alive():

@@ -26,8 +26,15 @@ Algorithm (Wang et al., 2021, Alg. 1):
    its parent), drop children whose bound is positive.
 4. A domain with no unstable non-grafted neuron left is piecewise-linear-free: its exact
    minimum margin is a linear program, solved with ortools (:func:`certlab.verification.
-   verify.exact_min_margins`); a negative optimum gives a counterexample checked with the
+   exact_milp.exact_min_margins`); a negative optimum gives a counterexample checked with the
    model itself.
+
+Round-off (:mod:`certlab.verification.numerics`): every bound is computed in float64 on a
+float64 twin of the model (the given box converted exactly), and a domain counts as verified
+only when its bound exceeds ``max(margin_tolerance, R * (1 + sum of the domain's betas))``,
+where ``R`` (:func:`certlab.verification.numerics.roundoff_tolerance`) bounds the round-off of
+a float64 bound over the box (betas multiply the split neurons' terms). So "verified" holds
+for the network's real-arithmetic function with the stored weights taken exactly.
 
 Branching score (BaBSR, Bunel et al. 2020, intercept part): for an unstable neuron with
 bounds ``l < 0 < u`` and coefficient ``a`` of its ReLU output in the lower bound of the worst
@@ -35,6 +42,11 @@ margin, the CROWN upper relaxation adds ``min(a, 0) * (-u l / (u - l))`` to the 
 splitting the neuron removes that term, so we split the neuron with the largest
 ``|min(a, 0)| * (-u l / (u - l))`` (ties and all-zero scores: the largest ``-u l / (u - l)``).
 Grafted neurons are linear and are never candidates.
+
+Budgets: :meth:`BranchAndBound.run` takes a wall-clock ``deadline`` (None: none) and a
+deterministic budget ``max_domains`` (domains bounded); the alpha/beta optimisations have a
+fixed number of steps (``root_iterations``, ``iterations``). With ``deadline=None`` the run,
+and so its verdict, does not depend on the machine's speed (up to float round-off).
 
 Time limits: the deadline of :meth:`BranchAndBound.run` is checked between BaB iterations
 and inside every alpha/beta optimisation (auto_LiRPA's ``stop_criterion_func``, called once
@@ -56,8 +68,11 @@ from typing import Any
 import torch
 from torch import nn
 
+from certlab.verification.exact_milp import exact_min_margins
 from certlab.verification.lirpa import (bounded_input, cached_bounded_module, grafted_masks,
                                        quiet as _quiet)
+from certlab.verification.numerics import (MARGIN_TOLERANCE, float64_default, float64_twin,
+                                           model_dtype, roundoff_tolerance)
 
 __all__ = ["BranchAndBound", "BabOutcome", "Domain", "margin_spec"]
 
@@ -104,7 +119,8 @@ class Domain:
 class BabOutcome:
     """What :meth:`BranchAndBound.run` found.
 
-    ``status``: "verified", "falsified" or "timeout"; ``lower_bound``: certified lower bound
+    ``status``: "verified", "falsified" or "timeout" (also when ``max_domains`` or
+    ``max_iterations`` is reached; ``detail`` says which); ``lower_bound``: certified lower bound
     on the minimum margin over the input set (the minimum over all leaves; meaningful for
     every status); ``root_lower_bound``: alpha-CROWN's; ``counterexample``: an input of the
     input set with margin <= 0 (checked with the model) or None; ``n_branches``: domains
@@ -126,17 +142,20 @@ class BranchAndBound:
     """Branch and bound for one input, label and input box.
 
     Args:
-        model: ``nn.Sequential`` (see :func:`certlab.verification.lirpa.check_model`).
+        model: ``nn.Sequential`` (see :func:`certlab.verification.lirpa.check_model`); it is
+            bounded through its float64 twin, counterexamples are checked with both.
         x: the input, ``(1, *input_shape)``.
         label: the true class.
-        lower, upper: the input box, ``(1, *input_shape)``.
+        lower, upper: the input box, ``(1, *input_shape)`` (converted to float64 exactly; pass
+            :func:`certlab.verification.numerics.real_box` for the real L-infinity ball).
         batch_size: domains bounded per auto_LiRPA call (children of ``batch_size // 2``
             parents).
         root_iterations, iterations: Adam steps of alpha-CROWN at the root and of
             alpha/beta-CROWN per batch.
         lr_alpha, lr_beta: learning rates of alpha and beta.
-        margin_tolerance: a domain counts as verified only when its bound exceeds this
-            (float32 rounding in auto_LiRPA); the exact leaf LP uses the same threshold.
+        margin_tolerance: absolute floor of the certification threshold; a domain counts as
+            verified only when its bound exceeds the larger of this and the round-off
+            tolerance (see the module docstring; :attr:`tol` is the root's threshold).
         root_time_share: in :meth:`run`, the share of the time left that the root's
             alpha-CROWN may use before it is stopped (with its best bound so far).
     """
@@ -144,22 +163,36 @@ class BranchAndBound:
     def __init__(self, model: nn.Sequential, x: torch.Tensor, label: int,
                  lower: torch.Tensor, upper: torch.Tensor, *, batch_size: int = 64,
                  root_iterations: int = 20, iterations: int = 20, lr_alpha: float = 0.1,
-                 lr_beta: float = 0.05, margin_tolerance: float = 1e-5,
+                 lr_beta: float = 0.05, margin_tolerance: float = MARGIN_TOLERANCE,
                  root_time_share: float = 0.5) -> None:
+        for name, value, low in (("batch_size", batch_size, 2),
+                                 ("root_iterations", root_iterations, 1),
+                                 ("iterations", iterations, 1)):
+            if isinstance(value, bool) or not isinstance(value, int) or value < low:
+                raise ValueError(f"{name} must be an integer >= {low}, got {value!r}")
+        if not (math.isfinite(margin_tolerance) and margin_tolerance >= 0):
+            raise ValueError(f"margin_tolerance must be finite and >= 0, got "
+                             f"{margin_tolerance!r}")
         self.model = model
-        self.x, self.lower, self.upper = x, lower, upper
+        self.model64 = float64_twin(model)
+        self.dtype = model_dtype(model)
+        self.x = x.detach().double()
+        self.lower, self.upper = lower.detach().double(), upper.detach().double()
         self.label = int(label)
-        self.batch_size = max(2, int(batch_size))
+        self.batch_size = int(batch_size)
         self.root_iterations = int(root_iterations)
         self.iterations = int(iterations)
         self.lr_alpha, self.lr_beta = float(lr_alpha), float(lr_beta)
-        self.tol = float(margin_tolerance)
+        self.margin_tolerance = float(margin_tolerance)
+        #: round-off bound of one float64 margin bound over the box (before betas).
+        self.roundoff = roundoff_tolerance(self.model64, self.lower, self.upper)
+        self.tol = max(self.margin_tolerance, self.roundoff)
         if not 0.0 < float(root_time_share) <= 1.0:
             raise ValueError(f"root_time_share must lie in (0, 1], got {root_time_share!r}")
         self.root_time_share = float(root_time_share)
         with torch.no_grad():
-            self.n_classes = int(model(x).shape[-1])
-        self.C = margin_spec(self.label, self.n_classes).to(x)
+            self.n_classes = int(self.model64(self.x).shape[-1])
+        self.C = margin_spec(self.label, self.n_classes).to(self.x)
         self._acquire_net()
         self.root_lower: list[torch.Tensor] = []
         self.root_upper: list[torch.Tensor] = []
@@ -172,13 +205,19 @@ class BranchAndBound:
     # Bounds
     # ----------------------------------------------------------------------------------
 
+    def threshold(self, betas: list[list[float]] | None = None) -> float:
+        """Certification threshold of a domain with these split betas (see the module
+        docstring): ``max(margin_tolerance, roundoff * (1 + sum |beta|))``."""
+        total = sum(abs(b) for layer in (betas or []) for b in layer)
+        return max(self.margin_tolerance, self.roundoff * (1.0 + total))
+
     def _acquire_net(self) -> None:
-        """Take the model's BoundedModule from the cache (rebuilt if the model changed),
-        reset to its freshly built state."""
+        """Take the float64 twin's BoundedModule from the cache (rebuilt if the model
+        changed), reset to its freshly built state."""
         conv = any(isinstance(m, nn.Conv2d) for m in self.model)
         opts = {"conv_mode": "patches"} if conv else {}
-        with _quiet():
-            self.net = cached_bounded_module(self.model, self.x, bound_opts=opts)
+        with _quiet(), float64_default():
+            self.net = cached_bounded_module(self.model64, self.x, bound_opts=opts)
         self.relus = list(self.net.relus)
         self.final_name = self.net.final_name
         self.grafted = [None if g is None else g.reshape(-1) for g in grafted_masks(self.model)]
@@ -213,6 +252,10 @@ class BranchAndBound:
                 the property, and stop the optimisation as soon as it does (for BaB, where
                 only the sign matters; the "alpha-crown" method reports the optimised bound).
         """
+        with float64_default():
+            return self._root(deadline, crown_shortcut)
+
+    def _root(self, deadline: float | None, crown_shortcut: bool) -> Domain:
         self.root_interrupted = False
         self._acquire_net()  # another BranchAndBound on this model may have used the module
         bx = bounded_input(self.x, self.lower, self.upper)
@@ -237,6 +280,10 @@ class BranchAndBound:
             lb = torch.maximum(lb.detach(), crown_lb.detach())[0]
         self.root_lower = [m.inputs[0].lower.detach().clone() for m in self.relus]
         self.root_upper = [m.inputs[0].upper.detach().clone() for m in self.relus]
+        # the intermediate bounds actually used enter the round-off bound too
+        self.roundoff = roundoff_tolerance(self.model64, self.lower, self.upper,
+                                           extra=self.root_lower + self.root_upper)
+        self.tol = max(self.margin_tolerance, self.roundoff)
         alphas = [m.alpha[self.final_name].detach().clone() if self.final_name in m.alpha
                   else None for m in self.relus]
         self.root_bound = float(lb.min())
@@ -284,6 +331,12 @@ class BranchAndBound:
         ``lA`` (coefficients of each ReLU output in the worst margin's lower bound, flat).
         Stores optimised alphas and betas into the returned domains via ``self._last``.
         """
+        with float64_default():
+            return self._bound_domains(parents, children, deadline)
+
+    def _bound_domains(self, parents: list[Domain], children: list[tuple[int, list, list]],
+                       deadline: float | None
+                       ) -> tuple[torch.Tensor, list[list[torch.Tensor]]]:
         batch = len(children)
         x = self.x.expand(batch, *self.x.shape[1:])
         lo = self.lower.expand(batch, *self.lower.shape[1:])
@@ -386,15 +439,28 @@ class BranchAndBound:
     # Main loop
     # ----------------------------------------------------------------------------------
 
-    def run(self, deadline: float, *, max_iterations: int | None = None,
-            max_history: int = 10_000) -> BabOutcome:
-        """Run until verified, falsified, ``time.perf_counter() >= deadline`` or
-        ``max_iterations`` bounding calls (a deterministic budget; reaching either limit
-        gives status "timeout")."""
-        from certlab.verification.verify import exact_min_margins  # lazy: verify imports us
+    def run(self, deadline: float | None, *, max_iterations: int | None = None,
+            max_domains: int | None = None, max_history: int = 10_000) -> BabOutcome:
+        """Run until verified, falsified, or a budget is spent.
 
+        Args:
+            deadline: ``time.perf_counter()`` value at which to stop (None: no wall-clock
+                limit; the root then runs all its alpha steps).
+            max_iterations: at most this many batched bounding calls (None: no limit).
+            max_domains: at most this many domains bounded (``n_branches <= max_domains``;
+                the last batch is cut to fit; None: no limit). A deterministic budget: with
+                ``deadline=None`` the outcome does not depend on the machine's speed.
+
+        Reaching any limit with open domains gives status "timeout" (never "verified"), with
+        ``detail`` naming the limit.
+        """
+        for name, value in (("max_iterations", max_iterations), ("max_domains", max_domains)):
+            if value is not None and (isinstance(value, bool) or not isinstance(value, int)
+                                      or value < 0):
+                raise ValueError(f"{name} must be None or an integer >= 0, got {value!r}")
         start = time.perf_counter()
-        root_deadline = start + self.root_time_share * max(0.0, deadline - start)
+        root_deadline = (None if deadline is None else
+                         start + self.root_time_share * max(0.0, deadline - start))
         root = self.root(root_deadline, crown_shortcut=True)
         history: list[dict[str, Any]] = [{
             "iteration": 0, "open_domains": 1, "lower_bound": root.lower_bound,
@@ -407,12 +473,25 @@ class BranchAndBound:
         min_leaf = math.inf
         n_branches, iteration, n_verified = 0, 0, 0
         undecided = 0
+        stop_reason = ""
+
+        def leaf_time_limit() -> float:
+            return 600.0 if deadline is None else max(0.1, deadline - time.perf_counter())
+
         while open_domains:
-            if time.perf_counter() >= deadline or (
-                    max_iterations is not None and iteration >= max_iterations):
+            if deadline is not None and time.perf_counter() >= deadline:
+                stop_reason = "time limit reached"
                 break
-            open_domains.sort(key=lambda d: d.lower_bound)
+            if max_iterations is not None and iteration >= max_iterations:
+                stop_reason = "iteration limit reached"
+                break
             n_parents = max(1, self.batch_size // 2)
+            if max_domains is not None:
+                n_parents = min(n_parents, (max_domains - n_branches) // 2)
+                if n_parents < 1:
+                    stop_reason = "domain limit reached"
+                    break
+            open_domains.sort(key=lambda d: d.lower_bound)
             parents, rest = open_domains[:n_parents], open_domains[n_parents:]
             children: list[tuple[int, list, list]] = []
             chosen = []
@@ -424,7 +503,7 @@ class BranchAndBound:
                     lows, ups = self.domain_bounds(parent)
                     exact = exact_min_margins(
                         self.model, self.x, self.label, self.lower, self.upper, lows, ups,
-                        time_limit=max(0.1, deadline - time.perf_counter()))
+                        time_limit=leaf_time_limit(), tolerance=self.threshold(parent.betas))
                     if exact.counterexample is not None:
                         return BabOutcome("falsified", min(min_leaf, exact.lower_bound,
                                                            *(d.lower_bound for d in parents),
@@ -433,11 +512,9 @@ class BranchAndBound:
                                           n_branches, iteration,
                                           time.perf_counter() - start, history,
                                           "counterexample from the exact LP of a leaf")
-                    if exact.proved:
-                        min_leaf = min(min_leaf, exact.lower_bound)
-                    else:
+                    if not exact.proved:
                         undecided += 1
-                        min_leaf = min(min_leaf, exact.lower_bound)
+                    min_leaf = min(min_leaf, exact.lower_bound)
                     continue
                 pi = len(kept_parents)
                 kept_parents.append(parent)
@@ -459,7 +536,7 @@ class BranchAndBound:
             for b, (pi, splits, _) in enumerate(children):
                 child = Domain(lb[b], splits, new_betas[b], new_alphas[b],
                                kept_parents[pi].depth + 1, lAs[b])
-                if child.lower_bound > self.tol:
+                if child.lower_bound > self.threshold(child.betas):
                     min_leaf = min(min_leaf, child.lower_bound)
                     n_verified += 1
                 else:
@@ -477,8 +554,7 @@ class BranchAndBound:
         if not open_domains and undecided == 0:
             return BabOutcome("verified", current, root.lower_bound, None, n_branches,
                               iteration, elapsed, history)
-        detail = (("iteration limit reached" if max_iterations is not None
-                   and iteration >= max_iterations else "time limit reached") if open_domains else
+        detail = (stop_reason if open_domains else
                   f"{undecided} leaf LP(s) within the numerical tolerance")
         return BabOutcome("timeout", current, root.lower_bound, None, n_branches, iteration,
                           elapsed, history, detail)

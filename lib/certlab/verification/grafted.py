@@ -25,13 +25,14 @@ inputs ``(z, mask, slope, intercept)``.
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from certlab.verification.lirpa import auto_LiRPA  # applies the compatibility patches first
+from certlab.verification.lirpa_patches import auto_LiRPA  # applies the patches first
 
 from auto_LiRPA.operators.activation import BoundRelu  # noqa: E402
 
@@ -113,7 +114,9 @@ class GraftedReLU(nn.Module):
     @staticmethod
     def _as_tensor(value: Any, mask: torch.Tensor, name: str) -> torch.Tensor:
         if isinstance(value, (int, float)) and not isinstance(value, bool):
-            return torch.full(mask.shape, float(value))
+            if not math.isfinite(float(value)):
+                raise ValueError(f"{name} must be finite, got {value!r}")
+            return torch.full(mask.shape, float(value), device=mask.device)
         if not isinstance(value, torch.Tensor):
             raise TypeError(f"{name} must be a float or a torch.Tensor, got "
                             f"{type(value).__name__}")
@@ -203,7 +206,8 @@ class BoundGraftedRelu(BoundRelu):
         return A + [(None, None)] * (len(self.inputs) - 1), lbias, ubias
 
     def build_solver(self, *args, **kwargs):  # pragma: no cover - not used by certlab
-        raise NotImplementedError("certlab builds its own MILP (certlab.verification.milp)")
+        raise NotImplementedError("certlab builds its own MILP "
+                                  "(certlab.verification.exact_milp)")
 
 
 auto_LiRPA.register_custom_op(CUSTOM_OP_NAME, BoundGraftedRelu)

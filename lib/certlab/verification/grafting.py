@@ -36,9 +36,17 @@ import torch.nn.functional as F
 from scipy.stats import rankdata
 from torch import nn
 
-from certlab.utils import check_probability
+from certlab.utils import check_nonnegative_int, check_probability
+from certlab.verification.attacks import clean_accuracy, pgd_attack
+from certlab.verification.bab import margin_spec
+from certlab.verification.lirpa import (bounded_input, cached_bounded_module,
+                                       check_box_arguments, check_model, check_model_tensors,
+                                       quiet, unstable_neurons, unstable_ratio)
 from certlab.verification.models import (activation_indices, activation_shapes,
                                          check_supported, insert_grafted_relus)
+from certlab.verification.numerics import (MARGIN_TOLERANCE, float64_default, float64_twin,
+                                           real_box, roundoff_tolerance)
+from certlab.verification.verify import verify
 
 __all__ = [
     "CRITERIA",
@@ -54,6 +62,7 @@ __all__ = [
     "compute_scores",
     "graft",
     "crown_margin_lower_bounds",
+    "crown_certification_threshold",
     "CertificationReport",
     "evaluate_certification",
 ]
@@ -194,8 +203,6 @@ def instability_counts(model: nn.Module, x_verify: torch.Tensor, eps: float, *,
     """Per activation layer, how many of the images ``x_verify`` ``(N, *input_shape)`` make
     each neuron unstable under the ``method`` intermediate bounds at ``eps`` (int64 tensors of
     the layer's per-sample shape; grafted neurons count 0)."""
-    from certlab.verification.lirpa import unstable_neurons
-
     check_supported(model)
     x_verify = _as_batch_tensor(x_verify, "x_verify")
     counts: list[torch.Tensor] | None = None
@@ -343,40 +350,48 @@ def graft(model: nn.Module, fraction: float, criterion: str = "grafting", *,
 # Evaluation: the columns of Table 1 (UNR, VA, SA, RA, time)
 # ------------------------------------------------------------------------------------------
 
-#: a certified margin bound must exceed this (auto_LiRPA computes in float32), as in verify.
-MARGIN_TOLERANCE = 1e-5
-
-
 def crown_margin_lower_bounds(model: nn.Module, x: torch.Tensor, labels: torch.Tensor,
                               eps: float, *, x_min: float = 0.0,
                               x_max: float = 1.0) -> torch.Tensor:
     """Sound CROWN lower bounds on every margin ``f_y(x') - f_j(x')`` over
     ``B_inf(x, eps) ∩ [x_min, x_max]``, for a batch in one auto_LiRPA call.
 
-    ``x`` is ``(B, *input_shape)``, ``labels`` ``(B,)``; returns ``(B, K - 1)`` (the
-    specification rows of :func:`certlab.verification.bab.margin_spec`). Used as the cheap
-    incomplete first stage of :func:`evaluate_certification` (alpha,beta-CROWN also bounds
-    every image before branching).
+    ``x`` is ``(B, *input_shape)``, ``labels`` ``(B,)``; returns float64 ``(B, K - 1)`` (the
+    specification rows of :func:`certlab.verification.bab.margin_spec`). Computed in float64
+    on the model's float64 twin over the input set rounded outwards (as :func:`certlab.
+    verification.verify.verify` does); a bound certifies only above
+    :func:`crown_certification_threshold`. Used as the cheap incomplete first stage of
+    :func:`evaluate_certification` (alpha,beta-CROWN also bounds every image before
+    branching).
     """
-    from certlab.verification.bab import margin_spec
-    from certlab.verification.lirpa import (bounded_input, build_bounded_module,
-                                           check_model, input_box, quiet)
-
     check_model(model)
     x = _as_batch_tensor(x, "x")
+    check_box_arguments(x, eps, x_min, x_max)
+    check_model_tensors(model, x)
     labels = torch.as_tensor(labels).long()
-    lower, upper = input_box(x, eps, x_min, x_max)
+    lower, upper = real_box(x, eps, x_min, x_max)
     with torch.no_grad():
         n_classes = model(x[:1]).shape[1]
     if labels.shape != (x.shape[0],) or labels.min() < 0 or labels.max() >= n_classes:
         raise ValueError(f"labels must have shape ({x.shape[0]},) with values in "
                          f"[0, {n_classes}), got {labels.tolist()}")
-    spec = torch.cat([margin_spec(int(y), n_classes) for y in labels]).to(x)
-    with quiet(), torch.no_grad():
-        net = build_bounded_module(model, x)
-        lb, _ = net.compute_bounds(x=(bounded_input(x, lower, upper),), C=spec,
+    twin = float64_twin(model)
+    x64 = x.detach().double()
+    spec = torch.cat([margin_spec(int(y), n_classes) for y in labels]).to(x64)
+    with quiet(), torch.no_grad(), float64_default():
+        net = cached_bounded_module(twin, x64)
+        lb, _ = net.compute_bounds(x=(bounded_input(x64, lower, upper),), C=spec,
                                    method="CROWN", bound_upper=False)
     return lb.detach()
+
+
+def crown_certification_threshold(model: nn.Module, x: torch.Tensor, eps: float, *,
+                                  x_min: float = 0.0, x_max: float = 1.0) -> float:
+    """The value a bound of :func:`crown_margin_lower_bounds` must exceed to certify, for
+    every image of the batch ``x``: ``max(1e-5, round-off bound)`` (see
+    :mod:`certlab.verification.numerics`; the largest over the batch)."""
+    lower, upper = real_box(_as_batch_tensor(x, "x"), eps, x_min, x_max)
+    return max(MARGIN_TOLERANCE, roundoff_tolerance(float64_twin(model), lower, upper))
 
 
 @dataclass
@@ -404,11 +419,11 @@ class CertificationReport:
 
 
 def evaluate_certification(model: nn.Module, x_test: torch.Tensor, y_test: torch.Tensor,
-                           eps: float, *, n_verify: int, timeout: float,
+                           eps: float, *, n_verify: int, timeout: float | None,
                            attack_steps: int = 100, attack_restarts: int = 1,
                            bound_method: str = "crown", verify_method: str | None = "bab",
                            x_min: float = 0.0, x_max: float = 1.0, seed: int = 0,
-                           batch_size: int = 512,
+                           batch_size: int = 512, max_domains: int | None = None,
                            progress: bool = False) -> CertificationReport:
     """UNR, VA, SA, RA and verification time of ``model`` (Chen et al. 2022, Table 1).
 
@@ -423,15 +438,15 @@ def evaluate_certification(model: nn.Module, x_test: torch.Tensor, y_test: torch
     second PGD attack (``attack_steps=0``: the batch attack above already ran). With
     ``verify_method=None`` these images are "unknown" (VA is then CROWN-verified accuracy, a
     lower bound on the complete verifier's VA).
+
+    ``timeout`` (seconds per image, or None) and ``max_domains`` (branch-and-bound domains
+    per image, or None) are passed to ``verify``; with a wall-clock ``timeout`` alone VA
+    depends on the machine's speed, with ``timeout=None`` and ``max_domains`` it does not
+    (up to float round-off). ``timeout=None`` needs ``max_domains`` for "bab".
     """
     import time as _time
 
     from tqdm.auto import tqdm
-
-    from certlab.utils import check_nonnegative_int
-    from certlab.verification.attacks import clean_accuracy, pgd_attack
-    from certlab.verification.lirpa import unstable_neurons, unstable_ratio
-    from certlab.verification.verify import verify
 
     x_test = _as_batch_tensor(x_test, "x_test")
     y_test = torch.as_tensor(y_test).long()
@@ -441,8 +456,16 @@ def evaluate_certification(model: nn.Module, x_test: torch.Tensor, y_test: torch
     if verify_method not in (None, "bab", "milp", "alpha-crown"):
         raise ValueError(f"verify_method must be 'bab', 'milp', 'alpha-crown' or None, got "
                          f"{verify_method!r}")
-    if not isinstance(timeout, (int, float)) or not timeout > 0:
-        raise ValueError(f"timeout must be a positive number of seconds, got {timeout!r}")
+    if timeout is not None and (isinstance(timeout, bool) or
+                                not isinstance(timeout, (int, float)) or
+                                not math.isfinite(timeout) or not timeout > 0):
+        raise ValueError(f"timeout must be a positive number of seconds or None, got "
+                         f"{timeout!r}")
+    if max_domains is not None:
+        check_nonnegative_int(max_domains, "max_domains")
+    if timeout is None and max_domains is None and verify_method == "bab":
+        raise ValueError("timeout=None needs max_domains (a deterministic budget) for "
+                         "verify_method='bab'")
     if check_nonnegative_int(batch_size, "batch_size") < 1:
         raise ValueError("batch_size must be at least 1")
     model.eval()
@@ -474,8 +497,10 @@ def evaluate_certification(model: nn.Module, x_test: torch.Tensor, y_test: torch
         start = _time.perf_counter()
         lb = crown_margin_lower_bounds(model, xv[candidates], yv[candidates], eps,
                                        x_min=x_min, x_max=x_max)
+        threshold = crown_certification_threshold(model, xv[candidates], eps, x_min=x_min,
+                                                  x_max=x_max)
         crown_time = (_time.perf_counter() - start) / len(candidates)
-        crown_ok[candidates] = (lb.min(dim=1).values > MARGIN_TOLERANCE).cpu()
+        crown_ok[candidates] = (lb.min(dim=1).values > threshold).cpu()
     for i in tqdm(range(n_verify), desc="verify", disable=not progress, leave=False):
         if not bool(clean_ok[i]):
             statuses.append("falsified"), stages.append("misclassified"), times.append(0.0)
@@ -487,7 +512,8 @@ def evaluate_certification(model: nn.Module, x_test: torch.Tensor, y_test: torch
             statuses.append("unknown"), stages.append("crown"), times.append(crown_time)
         else:
             res = verify(model, xv[i:i + 1], int(yv[i]), eps, x_min=x_min, x_max=x_max,
-                         timeout=timeout, method=verify_method, seed=seed, attack_steps=0)
+                         timeout=timeout, method=verify_method, seed=seed, attack_steps=0,
+                         max_domains=max_domains)
             statuses.append(res.status), stages.append("verify")
             times.append(crown_time + res.time)
     timed = [t for t, s in zip(times, stages) if s in ("crown", "verify")]

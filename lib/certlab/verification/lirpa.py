@@ -2,22 +2,15 @@
 
 auto_LiRPA 0.3 (Xu et al., 2020; the only release on the package registry) implements the
 bound-propagation methods this book uses: interval bound propagation (IBP), CROWN
-{cite}`zhang2018crown` and alpha-CROWN {cite}`xu2021alphacrown` ("CROWN-Optimized"). It was
-written for torch < 1.13 and numpy 1, so importing it on the pinned stack needs four small
-patches, applied (idempotently) by :func:`apply_compatibility_patches` *before* the import:
-
-1. ``numpy.lib.arraysetops`` is gone in numpy 2: give numpy.lib a shim module with ``isin``.
-2. ``torch.onnx.symbolic_helper._set_opset_version`` is gone: set the opset on the TorchScript
-   exporter's ``GLOBALS`` instead.
-3. ``torch._C.Node.__getitem__`` (attribute access ``node[k]``) is gone: dispatch on
-   ``node.kindOf(k)`` (``node.i(k)``, ``node.f(k)``, ``node.s(k)``, ``node.t(k)``, ...).
-4. ``BoundedModule._named_members`` must accept (and ignore) the keyword ``remove_duplicate``
-   that torch 2.13 passes (needed for ``net.parameters()`` and ``conv_mode='matrix'``).
-
-Importing this module applies the patches and exposes the patched package as
-:data:`auto_LiRPA`. All bounds use ``bound_opts={'sparse_features_alpha': False}``: with the
-default ``True``, alpha-CROWN in v0.3 crashes ("shape mismatch" in ``reconstruct_full_alpha``)
-when over 90% of a layer's neurons are unstable.
+{cite}`zhang2018crown` and alpha-CROWN {cite}`xu2021alphacrown` ("CROWN-Optimized"). The
+compatibility patches that make it importable on the pinned stack live in
+:mod:`certlab.verification.lirpa_patches` (``apply_compatibility_patches``, ``auto_LiRPA`` and
+``quiet`` are re-exported here). All bounds use ``bound_opts={'sparse_features_alpha': False,
+'sparse_spec_alpha': False}``: with the defaults ``True``, alpha-CROWN in v0.3 crashes
+("shape mismatch" in ``reconstruct_full_alpha``) when over 90% of a layer's neurons are
+unstable, and with a bare ``AssertionError`` (activation.py:598: an intermediate layer's
+slopes were created sparse for a start node with no unstable neuron, later read densely) on
+nets such as Linear-GraftedReLU-Linear-ReLU-Linear.
 
 Public functions:
 
@@ -32,12 +25,7 @@ Public functions:
 
 from __future__ import annotations
 
-import contextlib
 import copy
-import io
-import sys
-import types
-import warnings
 import weakref
 from collections import OrderedDict
 from dataclasses import dataclass
@@ -46,6 +34,11 @@ from typing import Any
 import numpy as np
 import torch
 from torch import nn
+
+from certlab.verification.grafted import BoundGraftedRelu, GraftedReLU
+from certlab.verification.lirpa_patches import (BoundedModule, BoundedTensor,
+                                               PerturbationLpNorm, apply_compatibility_patches,
+                                               auto_LiRPA, default_dtype, quiet)
 
 __all__ = [
     "apply_compatibility_patches",
@@ -56,6 +49,7 @@ __all__ = [
     "BOUND_METHODS",
     "check_model",
     "check_box_arguments",
+    "check_model_tensors",
     "as_batch",
     "input_box",
     "bounded_input",
@@ -71,100 +65,26 @@ __all__ = [
     "unstable_ratio",
 ]
 
-#: auto_LiRPA bound options used everywhere (crash workaround, see the module docstring).
-DEFAULT_BOUND_OPTS: dict[str, Any] = {"sparse_features_alpha": False}
+#: auto_LiRPA bound options used everywhere (crash workarounds, see the module docstring).
+DEFAULT_BOUND_OPTS: dict[str, Any] = {"sparse_features_alpha": False, "sparse_spec_alpha": False}
 
 #: user-facing method names -> auto_LiRPA method names.
 BOUND_METHODS: dict[str, str] = {"ibp": "IBP", "crown": "CROWN", "alpha-crown": "CROWN-Optimized"}
-
-
-def apply_compatibility_patches() -> None:
-    """Apply the four auto_LiRPA 0.3 compatibility patches (safe to call repeatedly).
-
-    Patches 1-3 must run before ``import auto_LiRPA``; patch 4 needs the imported package and
-    is applied by this function when auto_LiRPA has already been imported.
-    """
-    # 1. numpy.lib.arraysetops.isin (removed in numpy 2).
-    if "numpy.lib.arraysetops" not in sys.modules:
-        try:
-            import numpy.lib.arraysetops  # noqa: F401  (numpy 1)
-        except ImportError:
-            shim = types.ModuleType("numpy.lib.arraysetops")
-            shim.isin = np.isin
-            sys.modules["numpy.lib.arraysetops"] = shim
-            np.lib.arraysetops = shim  # type: ignore[attr-defined]
-
-    # 2. torch.onnx.symbolic_helper._set_opset_version (removed in torch 2.x).
-    import torch.onnx.symbolic_helper as symbolic_helper
-
-    if not hasattr(symbolic_helper, "_set_opset_version"):
-        def _set_opset_version(opset_version: int) -> None:
-            from torch.onnx._internal.torchscript_exporter._globals import GLOBALS
-
-            GLOBALS.export_onnx_opset_version = opset_version
-
-        symbolic_helper._set_opset_version = _set_opset_version  # type: ignore[attr-defined]
-
-    # 3. torch._C.Node.__getitem__ (attribute access by name, removed in torch 2.x).
-    if not hasattr(torch._C.Node, "__getitem__"):
-        def _node_getitem(node: Any, key: str) -> Any:
-            return getattr(node, node.kindOf(key))(key)
-
-        torch._C.Node.__getitem__ = _node_getitem  # type: ignore[attr-defined]
-
-    # 4. BoundedModule._named_members(remove_duplicate=...) (torch 2.13 passes the keyword).
-    if "auto_LiRPA" in sys.modules:
-        from auto_LiRPA.bound_general import BoundedModule
-
-        original = BoundedModule._named_members
-        if not getattr(original, "_certlab_patched", False):
-            def _named_members(self, get_members_fn, prefix="", recurse=True,
-                               remove_duplicate: bool = True):
-                return original(self, get_members_fn, prefix=prefix, recurse=recurse)
-
-            _named_members._certlab_patched = True  # type: ignore[attr-defined]
-            BoundedModule._named_members = _named_members
-
-
-# auto_LiRPA calls warnings.simplefilter("once") when imported, which would override the
-# warning filters of the whole process; catch_warnings restores them after the import. The
-# import's own warnings (torch.jit.script deprecations from its operators) are recorded and
-# dropped rather than printed into every notebook.
-with warnings.catch_warnings(record=True):
-    apply_compatibility_patches()
-    import auto_LiRPA  # noqa: E402  (must follow the patches)
-    from auto_LiRPA import BoundedModule, BoundedTensor  # noqa: E402
-    from auto_LiRPA.perturbations import PerturbationLpNorm  # noqa: E402
-
-    apply_compatibility_patches()  # patch 4 needs the imported package
-
-
-@contextlib.contextmanager
-def quiet():
-    """Silence auto_LiRPA's prints and the tracing warnings of torch.jit / ONNX export."""
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        with contextlib.redirect_stdout(io.StringIO()):
-            yield
 
 
 # --------------------------------------------------------------------------------------------
 # Model and input checks
 # --------------------------------------------------------------------------------------------
 
-def _grafted_type() -> type:
-    from certlab.verification.grafted import GraftedReLU  # lazy: grafted imports this module
-
-    return GraftedReLU
-
-
 def supported_layers() -> tuple[type, ...]:
     """The layer types the verifier accepts inside an ``nn.Sequential``."""
-    return (nn.Linear, nn.Conv2d, nn.Flatten, nn.ReLU, _grafted_type())
+    return (nn.Linear, nn.Conv2d, nn.Flatten, nn.ReLU, GraftedReLU)
 
 
-def check_model(model: Any) -> nn.Sequential:
-    """Validate that ``model`` is an ``nn.Sequential`` of supported layers.
+def check_model(model: Any, *, require_logits: bool = True) -> nn.Sequential:
+    """Validate that ``model`` is an ``nn.Sequential`` of supported layers (Linear, Conv2d,
+    Flatten to the last dim, ReLU, GraftedReLU) and, with ``require_logits``, that it ends
+    with the logits' Linear layer.
 
     Raises ``TypeError`` naming the first unsupported layer (its index and class).
     """
@@ -185,7 +105,7 @@ def check_model(model: Any) -> nn.Sequential:
         if isinstance(layer, nn.Flatten) and layer.start_dim != 1:
             raise TypeError(f"model layer {index} (Flatten) must have start_dim=1, "
                             f"got start_dim={layer.start_dim}")
-    if not isinstance(model[-1], nn.Linear):
+    if require_logits and not isinstance(model[-1], nn.Linear):
         raise TypeError(f"model's last layer must be nn.Linear (the logits), got "
                         f"{type(model[-1]).__name__}")
     return model
@@ -210,6 +130,9 @@ def check_box_arguments(x: Any, eps: Any, x_min: float, x_max: float) -> torch.T
             raise ValueError(f"{name} must be finite, got {value!r}")
     if x_min > x_max:
         raise ValueError(f"x_min must be <= x_max, got x_min={x_min}, x_max={x_max}")
+    if x.device.type == "meta":
+        raise ValueError("x is on the meta device (it has no values); move it to 'cpu' or "
+                         "'cuda' first")
     if not torch.isfinite(x).all():
         raise ValueError("x must be finite")
     if (x < x_min).any() or (x > x_max).any():
@@ -217,6 +140,21 @@ def check_box_arguments(x: Any, eps: Any, x_min: float, x_max: float) -> torch.T
             f"x must lie inside [x_min, x_max] = [{x_min}, {x_max}], got values in "
             f"[{float(x.min()):.6g}, {float(x.max()):.6g}]")
     return x
+
+
+def check_model_tensors(model: nn.Sequential, x: torch.Tensor) -> None:
+    """Refuse models whose parameters or buffers are non-finite, on the meta device (no
+    values) or on another device than ``x``, with a ``ValueError`` naming the tensor."""
+    for name, t in model.state_dict(keep_vars=True).items():
+        if t.device.type == "meta":
+            raise ValueError(f"model tensor {name!r} is on the meta device (it has no values); "
+                             f"load or initialise the model's weights first")
+        if t.device != x.device:
+            raise ValueError(f"model tensor {name!r} is on {t.device} but x is on {x.device}: "
+                             f"move both to the same device")
+        if torch.is_floating_point(t) and not bool(torch.isfinite(t).all()):
+            raise ValueError(f"model tensor {name!r} has non-finite values (NaN or inf): "
+                             f"nothing can be verified for it")
 
 
 def input_box(x: torch.Tensor, eps: float, x_min: float = 0.0,
@@ -260,15 +198,12 @@ def build_bounded_module(model: nn.Sequential, example: torch.Tensor, *,
     the custom bound operator registered by :mod:`certlab.verification.grafted`.
     """
     check_model(model)
-    _grafted_type()  # registers the custom operator before tracing
     opts = dict(DEFAULT_BOUND_OPTS)
     opts.update(bound_opts or {})
     model = model.eval()
     with quiet():
         net = BoundedModule(model, torch.zeros_like(example), bound_opts=opts,
                             device=example.device, verbose=False)
-    from certlab.verification.grafted import BoundGraftedRelu
-
     if BoundGraftedRelu not in net.ibp_intermediate:
         net.ibp_intermediate.append(BoundGraftedRelu)
     return net
@@ -333,6 +268,12 @@ def _reset_bounded_module(net: BoundedModule, default_opts: dict) -> None:
                      "beta_mask", "masked_beta"):
             if hasattr(node, attr):
                 setattr(node, attr, None)
+        # slope layouts of an earlier alpha-CROWN run: auto_LiRPA reads their presence as
+        # "this layer's slopes are (not) sparse" and would change how later bounds are built
+        if "alpha_lookup_idx" in node.__dict__:
+            del node.alpha_lookup_idx
+        if "alpha_indices" in node.__dict__:
+            node.alpha_indices = None
     net.last_update_preserve_mask = None
     net.cut_used = False
 
@@ -383,13 +324,13 @@ def bounded_input(x: torch.Tensor, lower: torch.Tensor, upper: torch.Tensor) -> 
 
 def activation_layers(model: nn.Sequential) -> list[int]:
     """Indices of the activation (ReLU / GraftedReLU) layers of ``model``."""
-    graft = _grafted_type()
+    graft = GraftedReLU
     return [i for i, m in enumerate(model) if isinstance(m, (nn.ReLU, graft))]
 
 
 def grafted_masks(model: nn.Sequential) -> list[torch.Tensor | None]:
     """Per activation layer, the grafted mask (bool, one sample's shape) or None for ReLU."""
-    graft = _grafted_type()
+    graft = GraftedReLU
     return [model[i].mask.bool() if isinstance(model[i], graft) else None
             for i in activation_layers(model)]
 
@@ -449,7 +390,8 @@ def compute_lirpa_bounds(model: nn.Sequential, x: torch.Tensor, lower: torch.Ten
         net = cached_bounded_module(model, x)
     bx = bounded_input(x, lower, upper)
     act_idx = activation_layers(model)
-    with (torch.no_grad() if method != "alpha-crown" else torch.enable_grad()), quiet():
+    with (torch.no_grad() if method != "alpha-crown" else torch.enable_grad()), quiet(), \
+            default_dtype(x.dtype):
         if method == "alpha-crown":
             net.set_bound_opts({"optimize_bound_args": {
                 "iteration": alpha_iterations, "lr_alpha": alpha_lr,
@@ -495,6 +437,7 @@ def bounds(model: nn.Sequential, x: torch.Tensor, eps: float, method: str = "cro
     check_model(model)
     _check_method(method)
     check_box_arguments(x, eps, x_min, x_max)
+    check_model_tensors(model, x)
     xb = as_batch(model, x)
     lower, upper = input_box(xb, eps, x_min, x_max)
     result, _ = compute_lirpa_bounds(model, xb, lower, upper, method)

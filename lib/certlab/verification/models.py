@@ -20,6 +20,9 @@ from typing import Sequence
 import torch
 from torch import nn
 
+from certlab.verification.grafted import GraftedReLU
+from certlab.verification.lirpa import check_model
+
 __all__ = [
     "SUPPORTED_LAYERS",
     "convbig_mnist",
@@ -34,49 +37,20 @@ __all__ = [
 ]
 
 
-def _grafted_relu_class():
-    # Imported lazily: grafted.py is owned by the bound-propagation module.
-    from certlab.verification.grafted import GraftedReLU
-
-    return GraftedReLU
-
-
-def _supported_layer_types() -> tuple[type, ...]:
-    base: tuple[type, ...] = (nn.Linear, nn.Conv2d, nn.Flatten, nn.ReLU)
-    try:
-        return base + (_grafted_relu_class(),)
-    except ImportError:  # pragma: no cover - grafted.py is part of the package
-        return base
-
-
 SUPPORTED_LAYERS = ("Linear", "Conv2d", "Flatten", "ReLU", "GraftedReLU")
 
 
 def _is_activation(module: nn.Module) -> bool:
-    if isinstance(module, nn.ReLU):
-        return True
-    try:
-        return isinstance(module, _grafted_relu_class())
-    except ImportError:  # pragma: no cover
-        return False
+    return isinstance(module, (nn.ReLU, GraftedReLU))
 
 
 def check_supported(model: nn.Module) -> nn.Sequential:
-    """Check that ``model`` is an ``nn.Sequential`` of supported layers and return it.
+    """Check that ``model`` is an ``nn.Sequential`` of supported layers and return it
+    (:func:`certlab.verification.lirpa.check_model` without requiring the final Linear).
 
     Raises ``TypeError`` naming the first unsupported layer (its index and class).
     """
-    if not isinstance(model, nn.Sequential):
-        raise TypeError(
-            f"model must be an nn.Sequential of {', '.join(SUPPORTED_LAYERS)} layers, "
-            f"got {type(model).__name__}")
-    supported = _supported_layer_types()
-    for idx, layer in enumerate(model):
-        if not isinstance(layer, supported):
-            raise TypeError(
-                f"unsupported layer model[{idx}] = {type(layer).__name__}: supported layers "
-                f"are {', '.join(SUPPORTED_LAYERS)}")
-    return model
+    return check_model(model, require_logits=False)
 
 
 def convbig_mnist(num_classes: int = 10) -> nn.Sequential:
@@ -205,7 +179,6 @@ def insert_grafted_relus(model: nn.Module, masks: Sequence[torch.Tensor | None],
     if len(masks) != len(idx):
         raise ValueError(f"masks must hold one entry per activation layer ({len(idx)}), "
                          f"got {len(masks)}")
-    GraftedReLU = _grafted_relu_class()
     new = copy.deepcopy(model)
     param = next(model.parameters(), None)
     device = param.device if param is not None else torch.device("cpu")
@@ -231,6 +204,5 @@ def insert_grafted_relus(model: nn.Module, masks: Sequence[torch.Tensor | None],
 
 def grafted_layers(model: nn.Module) -> list[nn.Module | None]:
     """Per activation layer: the ``GraftedReLU`` module, or ``None`` for a plain ReLU."""
-    GraftedReLU = _grafted_relu_class()
     return [model[i] if isinstance(model[i], GraftedReLU) else None
             for i in activation_indices(model)]

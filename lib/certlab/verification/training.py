@@ -32,6 +32,7 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from certlab.utils import check_nonnegative_int, resolve_device, seed_everything
+from certlab.verification.grafted import GraftedReLU
 
 __all__ = [
     "TrainingHistory",
@@ -216,8 +217,6 @@ def grafting_parameter_groups(model: nn.Module, *, lr_graft: float = 0.01,
     "lr": lr_graft, "weight_decay": 0, "name": "graft"}`` and, when ``train_weights``, the
     other trainable parameters with ``lr_weights`` and ``weight_decay`` (name "weights").
     Parameters with ``requires_grad=False`` (grafting zero) are left out."""
-    from certlab.verification.grafted import GraftedReLU
-
     graft_ids: set[int] = set()
     graft_params: list[nn.Parameter] = []
     for module in model.modules():
