@@ -428,3 +428,17 @@ def test_non_numeric_bounds_name_the_argument(bad, exc):
     if bad is not None:  # p_upper=None selects the binary rule
         with pytest.raises(exc, match="p_upper must be a number"):
             certify(0.5, 0.01, 0.6, 1, 1, p_upper=bad)
+
+
+def test_huge_grids_are_refused_up_front(monkeypatch):
+    seen = _count_cells(monkeypatch)
+    with pytest.raises(ValueError, match="MAX_GRID_BYTES"):
+        certify_grid(np.full(1000, 0.9), 0.01, 0.6, 10**4, 10**4)
+    with pytest.raises(ValueError, match="MAX_GRID_BYTES"):
+        max_certified_radius(np.full(10**4, 0.9), 0.01, 0.6, kind="grid", max_ra=10**5,
+                             limit=10**5)
+    assert max(max(c) for c in seen) <= 10**5  # only the ra search ran, no grid cell
+    # a large but sparse request stops at the first uncertified row: few cells built
+    seen.clear()
+    grid = certify_grid(0.9, 0.01, 0.6, 5000, 50)
+    assert grid.shape == (5001, 51) and not grid[2:].any() and len(seen) < 200

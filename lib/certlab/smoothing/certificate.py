@@ -53,10 +53,23 @@ __all__ = [
     "max_certified_radius",
     "DEFAULT_MARGIN",
     "MAX_L0_SEARCH_WORK",
+    "MAX_GRID_BYTES",
 ]
 
 #: Safety margin of every certification decision (larger than the fast path's error bound).
 DEFAULT_MARGIN = 1e-12
+#: Largest output of :func:`certify_grid` / ``max_certified_radius(kind="grid")`` in bytes.
+MAX_GRID_BYTES = 2**31
+
+
+def _check_grid_size(n_cells: int, itemsize: int, what: str) -> None:
+    if n_cells * itemsize > MAX_GRID_BYTES:
+        raise ValueError(f"{what} would need {n_cells * itemsize / 2**30:.3g} GiB, above the "
+                         f"limit MAX_GRID_BYTES={MAX_GRID_BYTES / 2**30:.0f} GiB "
+                         "(certlab.smoothing.certificate): refused up front; ask for a smaller "
+                         "grid or fewer inputs at a time")
+
+
 #: ``p_lower + p_upper`` may exceed one by this much (rounding of ``1 - p_lower``).
 _BOUNDS_SUM_TOLERANCE = 1e-12
 #: Largest estimated work (about ``(R + 2)^4 / 24`` multiply-adds for an l0 radius ``R``) of
@@ -204,6 +217,8 @@ def certify_grid(p_lower, p_plus: float, p_minus: float, max_ra: int, max_rd: in
     low_flat = low.reshape(-1)
     up_flat = None if up is None else up.reshape(-1)
     n = low_flat.shape[0]
+    _check_grid_size(n * (max_ra + 1) * (max_rd + 1), 1,
+                     f"the grid of {n} inputs x {max_ra + 1} x {max_rd + 1} cells")
     grid = np.zeros((n, max_ra + 1, max_rd + 1), dtype=bool)
     for ra in range(max_ra + 1):
         for rd in range(max_rd + 1):
@@ -220,6 +235,8 @@ def certify_grid(p_lower, p_plus: float, p_minus: float, max_ra: int, max_rd: in
                 break
             grid[idx, ra, rd] = _decide(low_flat[idx], None if up_flat is None else up_flat[idx],
                                         p_plus, p_minus, ra, rd, margin)
+        if not grid[:, ra, 0].any():  # no later row can have a certified cell (down-set)
+            break
     return grid.reshape(*shape, max_ra + 1, max_rd + 1)
 
 
@@ -378,6 +395,8 @@ def max_certified_radius(p_lower, p_plus: float, p_minus: float,
         ra_max = search_1d(lambda r: (r, 0), certified0)
         if max_ra is None:
             max_ra = max(int(ra_max.max(initial=-1)), 0)
+        _check_grid_size(low_flat.shape[0] * (max_ra + 1), 8,
+                         f"the frontier of {low_flat.shape[0]} inputs x {max_ra + 1} radii")
         out = np.full((low_flat.shape[0], max_ra + 1), -1, dtype=np.int64)
         for ra in range(max_ra + 1):
             start = np.flatnonzero(ra_max >= ra)
