@@ -400,3 +400,27 @@ def test_absurd_sizes_are_refused_up_front(monkeypatch):
     monkeypatch.setattr(gnn_mod, "MAX_NTK_BYTES", 1000)
     with pytest.raises(ValueError, match="MAX_NTK_BYTES"):
         gnn_ntk(adj, x, "gcn")
+
+
+def test_kernel_svm_accuracy_refuses_indefinite_kernels_and_non_integer_indices():
+    from certlab.ntk import kernel_svm_accuracy
+
+    rng = np.random.default_rng(1)
+    y = np.where(rng.random(20) < 0.5, 1, -1)
+    train, test = np.arange(12), np.arange(12, 20)
+    k = np.outer(y, y) + 0.1 * np.eye(20)
+    indefinite = k - 3.0 * np.eye(20)   # eigenvalues down to -2.9 (exact: rank-one + shift)
+    with pytest.raises(ValueError, match="not positive semi-definite.*smallest eigenvalue -2.9"):
+        kernel_svm_accuracy(indefinite, y, train, test, C=1.0)
+    asym = k.copy()
+    asym[0, 1] += 1.0
+    with pytest.raises(ValueError, match="symmetric"):
+        kernel_svm_accuracy(asym, y, train, test, C=1.0)
+    # round-off-level negative eigenvalues of a closed-form NTK are accepted
+    adj, x = random_graph(n=20)
+    ntk = gnn_ntk(adj, x, "gcn", depth=2)
+    assert kernel_svm_accuracy(ntk, y, train, test, C=1.0).accuracy >= 0.0
+    with pytest.raises(TypeError, match="train must hold integer node indices"):
+        kernel_svm_accuracy(k, y, train + 0.5, test, C=1.0)
+    with pytest.raises(TypeError, match="test must hold integer"):
+        kernel_svm_accuracy(k, y, train, np.ones(20, dtype=bool), C=1.0)
