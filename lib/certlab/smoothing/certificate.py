@@ -70,6 +70,8 @@ def _check_grid_size(n_cells: int, itemsize: int, what: str) -> None:
                          "grid or fewer inputs at a time")
 
 
+#: The radius search tries every radius below this one, then doubles and bisects.
+_LINEAR_SEARCH_RADII = 64
 #: ``p_lower + p_upper`` may exceed one by this much (rounding of ``1 - p_lower``).
 _BOUNDS_SUM_TOLERANCE = 1e-12
 #: Largest estimated work (about ``(R + 2)^4 / 24`` multiply-adds for an l0 radius ``R``) of
@@ -269,11 +271,13 @@ def max_certified_radius(p_lower, p_plus: float, p_minus: float,
         kind: which radius (see above).
         max_ra: only for ``kind="grid"`` (an error with any other kind); at most ``limit``.
         limit: a ``ValueError`` if some input is still certified at radius ``limit`` (guards
-            against near-unbounded radii). Checked first, at the cost of one cell, so a
-            near-unbounded radius is refused at once; at most ``MAX_RADIUS``.
+            against near-unbounded radii). Checked once an input is certified at radius 64,
+            at the cost of one cell, so a near-unbounded radius is refused at once; at most
+            ``MAX_RADIUS``.
 
-    Cost: the ``ra``/``rd``/``grid`` radii are found by doubling and bisection (monotonicity,
-    module docstring): ``O(log R)`` cells of ``O(R)`` work per input and direction. The ``l0``
+    Cost: the ``ra``/``rd``/``grid`` radii below 64 are found by trying every radius, larger
+    ones by doubling and bisection (monotonicity, module docstring): ``O(64 + log R)`` cells of
+    ``O(R)`` work per input and direction. The ``l0``
     radius tests every cell of each diagonal up to the smaller of the ``ra`` and ``rd`` radii;
     a search estimated above ``MAX_L0_SEARCH_WORK`` is refused up front.
 
@@ -334,16 +338,23 @@ def max_certified_radius(p_lower, p_plus: float, p_minus: float,
     def search_1d(cell, start_idx: np.ndarray) -> np.ndarray:
         """Largest r <= limit with cell(r) certified (-1 outside start_idx, which must be
         certified at r = 0). By monotonicity (module docstring) the certified radii of one
-        input form an interval [0, R]: checked first at ``limit`` (refused there, at the cost
-        of one cell), then found by doubling and bisection, O(log R) cells per input."""
+        input form an interval [0, R]: every radius below ``_LINEAR_SEARCH_RADII`` in turn
+        (cheap cells, shared by all inputs), then, for inputs certified beyond, a check at
+        ``limit`` (refused there, at the cost of one cell) and doubling and bisection,
+        O(log R) cells per input."""
         radius = np.full(low_flat.shape[0], -1, dtype=np.int64)
         if start_idx.size == 0:
             return radius
-        if decide(start_idx, *cell(limit)).any():
-            raise limit_error()
         lo = np.zeros(low_flat.shape[0], dtype=np.int64)  # certified
         hi = np.full(low_flat.shape[0], limit, dtype=np.int64)  # not certified
         active, r = start_idx, 1
+        while active.size and r < min(limit, _LINEAR_SEARCH_RADII):  # small radii: every one
+            ok = decide(active, *cell(r))
+            lo[active[ok]] = r
+            hi[active[~ok]] = r
+            active, r = active[ok], r + 1
+        if active.size and decide(active, *cell(limit)).any():
+            raise limit_error()
         while active.size and r < limit:  # doubling
             ok = decide(active, *cell(r))
             lo[active[ok]] = r
