@@ -37,6 +37,8 @@ from tqdm import tqdm
 from certlab.smoothing.sampling import (
     SparseNoise,
     attributes_to_torch,
+    _check_edge_index,
+    _check_finite_attributes,
     _check_noise,
     batch_edge_index,
     binary_matrix_index,
@@ -297,34 +299,6 @@ def _run(forward: Callable[[int], torch.Tensor], m: int, n0: int, n: int, alpha:
     result = smoothing_bounds(sel, est, alpha, n0=n0, n=n)
     result.metadata.update(metadata)
     return result
-
-
-def _check_finite_attributes(x: torch.Tensor, name: str) -> None:
-    """Refuse NaN/inf node attributes (dense or sparse torch tensor)."""
-    if x.layout == torch.strided:
-        values = x
-    else:
-        values = x._values() if x.layout == torch.sparse_coo else x.values()
-    if values.is_floating_point() and values.numel() and not bool(torch.isfinite(values).all()):
-        raise ValueError(f"{name} has NaN or infinite entries: the base classifier's votes on "
-                         "them are meaningless, so no smoothed prediction is made")
-
-
-def _check_edge_index(edge_index: Any, num_nodes: int, name: str) -> torch.Tensor:
-    """A ``(2, E)`` int64 tensor of node ids in ``[0, num_nodes)``; float or bool ids are
-    refused (never truncated)."""
-    ei = edge_index if isinstance(edge_index, torch.Tensor) else \
-        torch.as_tensor(np.asarray(edge_index))
-    if ei.is_floating_point() or ei.is_complex() or ei.dtype == torch.bool:
-        raise TypeError(f"{name} must hold integer node ids, got dtype {ei.dtype} (float ids "
-                        "are not truncated)")
-    if ei.dim() != 2 or ei.shape[0] != 2:
-        raise ValueError(f"{name} must have shape (2, E), got {tuple(ei.shape)}")
-    ei = ei.long()
-    if ei.numel() and (int(ei.min()) < 0 or int(ei.max()) >= num_nodes):
-        raise ValueError(f"{name} has node ids outside [0, {num_nodes}): min {int(ei.min())}, "
-                         f"max {int(ei.max())}")
-    return ei
 
 
 def smooth_nodes(model: nn.Module, attr: Any, edge_index: Any, *,
