@@ -168,3 +168,83 @@ def test_tu_download_extracts_members_from_the_zip(data_root, tmp_path, monkeypa
     paths = fetch_dataset("MUTAG")
     assert len(paths) == 5 and all(p.is_file() for p in paths.values())
     assert len(load_tu("MUTAG")) == 188
+
+
+# ------------------------------------------------------------------ issue 10: bad files
+def _write_graph(path, adj_data=(1.0, 1.0), adj_indices=(1, 0), labels=(0, 1), **extra):
+    arrays = dict(adj_data=np.asarray(adj_data), adj_indices=np.asarray(adj_indices),
+                  adj_indptr=np.array([0, 1, 2]), adj_shape=np.array([2, 2]),
+                  labels=np.asarray(labels))
+    arrays.update(extra)
+    np.savez(path, **arrays)
+    return path
+
+
+def test_read_graph_npz_accepts_a_valid_small_file(tmp_path):
+    g = read_graph_npz(_write_graph(tmp_path / "ok.npz", labels=[3.0, 7.0]), "tiny")
+    assert g.adj.toarray().tolist() == [[0, 1], [1, 0]] and g.labels.tolist() == [0, 1]
+
+
+@pytest.mark.parametrize("content", [b"this is not a zip file at all", b"PK\x03\x04garbage", b""])
+def test_read_graph_npz_garbage_gives_a_data_error_naming_the_file(tmp_path, content):
+    from certlab.data import DataError
+
+    path = tmp_path / "garbage.npz"
+    path.write_bytes(content)
+    with pytest.raises(DataError, match="garbage.npz.*npz"):
+        read_graph_npz(path, "x")
+
+
+def test_read_graph_npz_truncated_and_non_archive_files(tmp_path, data_root):
+    from certlab.data import DataError
+
+    full = (data_root / "graphs" / "polblogs.npz").read_bytes()
+    for cut in (len(full) // 2, len(full) - 30, 40):
+        path = tmp_path / f"cut{cut}.npz"
+        path.write_bytes(full[:cut])
+        with pytest.raises(DataError, match=f"cut{cut}.npz"):
+            read_graph_npz(path, "x")
+    np.save(tmp_path / "single.npy", np.arange(3))
+    with pytest.raises(DataError, match="single.npy.*not an npz archive"):
+        read_graph_npz(tmp_path / "single.npy", "x")
+    np.save(tmp_path / "pickled.npy", np.array([{"a": 1}], dtype=object), allow_pickle=True)
+    with pytest.raises(DataError, match="pickled.npy"):
+        read_graph_npz(tmp_path / "pickled.npy", "x")
+
+
+@pytest.mark.parametrize("kwargs, match", [
+    ({"adj_indices": (5, 0)}, "adj matrix arrays are inconsistent"),  # column 5 in a 2x2 matrix
+    ({"adj_indices": (-1, 0)}, "adj matrix arrays are inconsistent"),
+    ({"adj_data": (np.nan, 1.0)}, "NaN or infinite"),
+    ({"adj_data": (np.inf, 1.0)}, "NaN or infinite"),
+    ({"labels": (0.5, 1.7)}, r"labels must be whole numbers.*0.5"),  # truncated to [0, 1] before
+    ({"labels": (0.0, np.nan)}, "labels must be whole numbers"),
+    ({"labels": np.array(["a", "b"])}, "labels must be integers"),
+    ({"adj_indices": (1.0, 0.0)}, "adj_indices must hold integers"),
+    ({"adj_shape": np.array([-2, 2])}, "adj_shape must be two non-negative"),
+])
+def test_read_graph_npz_refuses_invalid_contents(tmp_path, kwargs, match):
+    from certlab.data import DataError
+
+    path = _write_graph(tmp_path / "bad.npz", **kwargs)
+    with pytest.raises(DataError, match=match) as err:
+        read_graph_npz(path, "x")
+    assert "bad.npz" in str(err.value)
+
+
+def test_same_size_corruption_with_restored_mtime_is_a_checksum_error(data_root, tmp_path,
+                                                                        monkeypatch):
+    import os
+
+    target = _copy_dataset(data_root, tmp_path, "graphs/polblogs.npz")
+    monkeypatch.setenv("CERTLAB_DATA", str(tmp_path))
+    assert load_graph("polblogs").num_nodes == 1490  # verified once (formerly cached)
+    stat = target.stat()
+    data = bytearray(target.read_bytes())
+    data[200:203] = bytes(b ^ 0xFF for b in data[200:203])
+    target.write_bytes(bytes(data))
+    os.utime(target, ns=(stat.st_atime_ns, stat.st_mtime_ns))
+    assert target.stat().st_size == stat.st_size
+    assert target.stat().st_mtime_ns == stat.st_mtime_ns
+    with pytest.raises(ChecksumError, match="polblogs.*corrupt"):
+        load_graph("polblogs")

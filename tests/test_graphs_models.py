@@ -201,3 +201,30 @@ def test_train_image_classifier_with_noise_is_seeded():
         train_image_classifier(c1, images * 2, labels, noise=(0.1, 0.1), device="cpu")
     with pytest.raises(ValueError, match="labels"):
         train_image_classifier(c1, images, labels[:-1], device="cpu")
+
+
+def test_float_edge_ids_and_non_finite_inputs_are_refused():
+    from certlab.graphs.training import predict_nodes
+
+    attr, adj, labels = _two_block_graph()
+    coo = sp.coo_matrix(adj)
+    ei = np.stack([coo.row, coo.col])
+    model = GCN(attr.shape[1], 2)
+    assert predict_nodes(model, attr, ei, device="cpu").shape == (attr.shape[0],)
+    with pytest.raises(TypeError, match="edge_index must hold integer node ids"):
+        predict_nodes(model, attr, ei + 0.5, device="cpu")  # was truncated to ei
+    with pytest.raises(ValueError, match="node ids outside"):
+        predict_nodes(model, attr, ei + attr.shape[0], device="cpu")
+    bad = sp.csr_matrix(attr, dtype=np.float32, copy=True)
+    bad.data[0] = np.nan
+    with pytest.raises(ValueError, match="attr has NaN"):
+        predict_nodes(model, bad, ei, device="cpu")
+    with torch.no_grad():
+        for p in model.parameters():
+            p.fill_(float("nan"))
+    with pytest.raises(ValueError, match="non-finite logits"):
+        predict_nodes(model, attr, ei, device="cpu")
+    graphs = [Data(x=torch.ones(3, 2), edge_index=torch.tensor([[0, 1], [1, 0]]).float(),
+                   y=torch.tensor([0]))]
+    with pytest.raises(TypeError, match=r"graphs\[0\].edge_index must hold integer"):
+        evaluate_graph_classifier(GIN(2, 2), graphs, device="cpu")

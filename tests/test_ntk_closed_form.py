@@ -355,3 +355,72 @@ def test_kernel_svm_accuracy():
     assert cv.accuracy == 1.0 and cv.C > 0
     with pytest.raises(ValueError, match="test"):
         kernel_svm_accuracy(k, y, train, np.array([40]), C=1.0)
+
+
+# ------------------------------------------------------------------ overflow and size limits
+@pytest.mark.parametrize("model", ["gcn", "sgc", "gin", "sage", "appnp", "mlp"])
+def test_huge_features_give_a_finite_kernel_or_a_clear_error(model):
+    # issue 10: gnn_ntk(adj, X * 1e200) returned an all-NaN kernel silently
+    adj, x = random_graph(n=6)
+    base = gnn_ntk(adj, x, model, depth=2)
+    homogeneous = model not in ("appnp", "mlp")  # no biases: NTK(c X) = c^2 NTK(X)
+    for scale in (1e100, 1e150, 1e152, 1e154, 1e160, 1e200, 1e300):
+        try:
+            k = gnn_ntk(adj, x * scale, model, depth=2)
+        except ValueError as exc:
+            assert "overflow" in str(exc)
+            continue
+        assert np.all(np.isfinite(k))
+        if homogeneous:
+            # (arccos near rho = 1 amplifies the different rounding: ~1e-9 relative)
+            np.testing.assert_allclose(k / scale**2, base, rtol=1e-7)
+    with pytest.raises(ValueError, match=r"X X\^T overflows"):
+        gnn_ntk(adj, x * 1e200, model)
+
+
+def test_absurd_sizes_are_refused_up_front(monkeypatch):
+    import certlab.ntk.gnn as gnn_mod
+    from certlab.ntk import aggregation_operator, build_wide_gnn
+
+    adj, x = random_graph(n=6)
+    with pytest.raises(ValueError, match="MAX_DEPTH=1000"):
+        gnn_ntk(adj, x, "gcn", depth=10**6)
+    with pytest.raises(ValueError, match="MAX_DEPTH"):
+        build_wide_gnn(adj, x, "gcn", width=4, depth=10**6)
+    with pytest.raises(ValueError, match="MAX_APPNP_ITERATIONS"):
+        gnn_ntk(adj, x, "appnp", appnp_iterations=10**9)
+    with pytest.raises(ValueError, match="MAX_APPNP_ITERATIONS"):
+        aggregation_operator(adj, "appnp", appnp_iterations=10**9)
+    assert gnn_ntk(adj, x, "gcn", depth=gnn_mod.MAX_DEPTH).shape == (6, 6)
+    # the work and memory estimates are checked before any work (limits lowered here)
+    monkeypatch.setattr(gnn_mod, "MAX_NTK_WORK", 1e4)
+    with pytest.raises(ValueError, match="MAX_NTK_WORK"):
+        gnn_ntk(adj, x, "gcn", depth=20)
+    monkeypatch.setattr(gnn_mod, "MAX_NTK_WORK", 1e12)
+    monkeypatch.setattr(gnn_mod, "MAX_NTK_BYTES", 1000)
+    with pytest.raises(ValueError, match="MAX_NTK_BYTES"):
+        gnn_ntk(adj, x, "gcn")
+
+
+def test_kernel_svm_accuracy_refuses_indefinite_kernels_and_non_integer_indices():
+    from certlab.ntk import kernel_svm_accuracy
+
+    rng = np.random.default_rng(1)
+    y = np.where(rng.random(20) < 0.5, 1, -1)
+    train, test = np.arange(12), np.arange(12, 20)
+    k = np.outer(y, y) + 0.1 * np.eye(20)
+    indefinite = k - 3.0 * np.eye(20)   # eigenvalues down to -2.9 (exact: rank-one + shift)
+    with pytest.raises(ValueError, match="not positive semi-definite.*smallest eigenvalue -2.9"):
+        kernel_svm_accuracy(indefinite, y, train, test, C=1.0)
+    asym = k.copy()
+    asym[0, 1] += 1.0
+    with pytest.raises(ValueError, match="symmetric"):
+        kernel_svm_accuracy(asym, y, train, test, C=1.0)
+    # round-off-level negative eigenvalues of a closed-form NTK are accepted
+    adj, x = random_graph(n=20)
+    ntk = gnn_ntk(adj, x, "gcn", depth=2)
+    assert kernel_svm_accuracy(ntk, y, train, test, C=1.0).accuracy >= 0.0
+    with pytest.raises(TypeError, match="train must hold integer node indices"):
+        kernel_svm_accuracy(k, y, train + 0.5, test, C=1.0)
+    with pytest.raises(TypeError, match="test must hold integer"):
+        kernel_svm_accuracy(k, y, train, np.ones(20, dtype=bool), C=1.0)

@@ -174,3 +174,26 @@ def test_large_radius_borderline_case_is_not_certified():
     assert rho_lower_reference(p, pp, pm, ra, rd) < 0.5
     assert not certify(p, pp, pm, ra, rd)
     assert not certify_categorical(p, pp, pm, 2, ra, rd)
+
+
+def test_bad_radii_and_too_many_regions_are_refused():
+    from certlab.smoothing.categorical import MAX_CATEGORICAL_REGIONS
+
+    # issue 10: ra="abc" gave int()'s message, None a bare TypeError
+    for bad in ("abc", None, 1.5):
+        with pytest.raises(TypeError, match="ra must be a non-negative integer"):
+            certify_categorical(0.9, 0.1, 0.1, 10, bad, 1)
+    with pytest.raises(TypeError, match="rc must be"):
+        certify_categorical(0.9, 0.1, 0.1, 10, 1, 1, rc="2")
+    # issue 10: (40, 40, 40) raised a raw MemoryError; 861^3 regions
+    assert 861**3 > MAX_CATEGORICAL_REGIONS
+    for fn in (rho_lower_categorical, rho_upper_categorical, certify_categorical):
+        with pytest.raises(ValueError, match="MAX_CATEGORICAL_REGIONS"):
+            fn(0.9, 0.1, 0.1, 10, 40, 40, 40)
+    with pytest.raises(ValueError, match="MAX_CATEGORICAL_REGIONS"):
+        categorical_regions(0.1, 0.1, 10, 10**100, 1, 1)
+    # binary categories count r + 1 cells per type: large radii stay admissible
+    assert rho_lower_categorical(0.9, 0.1, 0.2, 2, 300, 300) == \
+        pytest.approx(rho_lower(0.9, 0.1, 0.2, 300, 300), abs=1e-12)
+    with pytest.raises(ValueError, match=r"p_lower \+ p_upper"):
+        certify_categorical(0.7, 0.1, 0.1, 10, 1, 1, p_upper=0.6)

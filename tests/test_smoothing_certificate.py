@@ -294,3 +294,154 @@ def test_bad_grid_arguments():
         certify_grid(0.9, 0.01, 0.6, 1, 2, margin=-1.0)
     with pytest.raises(ValueError, match="kind"):
         max_certified_radius(0.9, 0.01, 0.6, kind="radius")
+
+
+# ------------------------------------------------------- issue 10: sizes, hangs and clear errors
+def test_binomial_coefficients_are_exact_where_a_double_holds_them():
+    from certlab.smoothing.regions import _binomial_coefficients, binomial_pmf
+
+    for n in (0, 1, 2, 7, 150, 1029, 1030, 1031, 2500):
+        want = np.array([float(comb(n, j)) if comb(n, j) < 2**1000 else np.inf
+                         for j in range(n + 1)])
+        np.testing.assert_array_equal(_binomial_coefficients(n), want)
+    # large n: the pmf is a probability vector with the exact mean (exact check: sum k C p^k q^(n-k))
+    for n, p in ((20000, 0.01), (100000, 0.6)):
+        pmf = binomial_pmf(n, p)
+        assert abs(pmf.sum() - 1.0) < 1e-10
+        assert abs((np.arange(n + 1) * pmf).sum() - n * p) < 1e-8 * n
+
+
+def _count_cells(monkeypatch):
+    """Record the (ra, rd) of every region table the certificate builds."""
+    import certlab.smoothing.certificate as cert
+
+    seen = []
+    real = cert._binary_regions_cached
+
+    def counting(p_plus, p_minus, ra, rd):
+        seen.append((ra, rd))
+        return real(p_plus, p_minus, ra, rd)
+
+    monkeypatch.setattr(cert, "_binary_regions_cached", counting)
+    return seen
+
+
+def test_absurd_radii_are_refused_up_front(monkeypatch):
+    from certlab.smoothing.regions import MAX_CONVOLUTION_WORK, MAX_RADIUS
+
+    for ra, rd in ((10**7, 0), (0, MAX_RADIUS + 1)):
+        for fn in (rho_lower, rho_upper):
+            with pytest.raises(ValueError, match="MAX_RADIUS=1000000"):
+                fn(0.9, 0.01, 0.6, ra, rd)
+        with pytest.raises(ValueError, match="MAX_RADIUS"):
+            certify(0.9, 0.01, 0.6, ra, rd)
+    side = int(MAX_CONVOLUTION_WORK**0.5)
+    with pytest.raises(ValueError, match="MAX_CONVOLUTION_WORK"):
+        rho_lower(0.9, 0.01, 0.6, side, side)
+    # large but admissible one-sided radii are answered (value checked: an added one is
+    # explained by phi(x) only with probability p_plus, so rho_lower(0.9) -> 0)
+    assert rho_lower(0.9, 0.01, 0.6, 100_000, 0) == 0.0
+    assert rho_lower(0.9, 0.01, 0.6, 0, 0) == 0.9
+    with pytest.raises(ValueError, match="limit=2000000 is above MAX_RADIUS"):
+        max_certified_radius(0.9, 0.01, 0.6, limit=2 * 10**6)
+
+
+def test_near_unbounded_radius_is_refused_after_one_cell(monkeypatch):
+    # 0.3 + 0.7 rounds to 1 but is not exactly 1: the ratio is ~1 and every radius up to the
+    # limit is certified. Before, the search walked all radii (cost ~ limit^2).
+    seen = _count_cells(monkeypatch)
+    for kind in ("ra", "rd", "l0", "grid"):
+        seen.clear()
+        with pytest.raises(ValueError, match="certified at radius limit=10000"):
+            max_certified_radius(0.9, 0.3, 0.7, kind=kind)
+        # radii below 64 in turn (cheap), then one cell at the limit: nothing in between
+        assert max(max(c) for c in seen) == 10000
+        assert all(max(c) < 64 or max(c) == 10000 for c in seen), (kind, seen)
+        assert len(seen) <= 2 * 64 + 2
+
+
+def test_radius_search_visits_few_cells_and_equals_the_linear_search(monkeypatch):
+    rng = np.random.default_rng(7)
+    p = np.concatenate([rng.uniform(0.3, 1.0, 60), 1 - 10.0 ** -rng.uniform(2, 9, 40)])
+    seen = _count_cells(monkeypatch)
+    rd = max_certified_radius(p, 0.01, 0.6, kind="rd")
+    ra = max_certified_radius(p, 0.01, 0.6, kind="ra")
+    assert len(set(seen)) < 200  # doubling + bisection, not every radius for every input
+    for i in range(p.size):
+        assert rd[i] == _true_max_radius(p[i], 0.01, 0.6, lambda r: (0, r)) if p[i] > 0.5 \
+            else rd[i] == -1
+        assert ra[i] == _true_max_radius(p[i], 0.01, 0.6, lambda r: (r, 0)) if p[i] > 0.5 \
+            else ra[i] == -1
+    # multi-class rule: the frontier equals the cell-by-cell grid
+    p_upper = np.clip(1 - p - rng.uniform(0, 0.2, p.shape), 0, 1)
+    frontier = max_certified_radius(p, 0.01, 0.6, kind="grid", p_upper=p_upper)
+    grid = certify_grid(p, 0.01, 0.6, frontier.shape[1], int(frontier.max()) + 1,
+                        p_upper=p_upper)
+    assert not grid[:, -1, :].any() and not grid[:, :, -1].any()
+    expected = np.where(grid.any(axis=2), grid.sum(axis=2) - 1, -1)[:, :frontier.shape[1]]
+    np.testing.assert_array_equal(frontier, expected)
+    l0 = max_certified_radius(p, 0.01, 0.6, kind="l0", p_upper=p_upper)
+    for i in range(p.size):
+        r = int(l0[i])
+        cells = [(a, b) for a in range(r + 2) for b in range(r + 2 - a)]
+        inside = all(grid[i, a, b] for a, b in cells if a + b <= r
+                     and a < grid.shape[1] and b < grid.shape[2])
+        assert r == -1 or inside
+        diag = [(a, r + 1 - a) for a in range(r + 2)]
+        assert not all(certify(p[i], 0.01, 0.6, a, b, p_upper=p_upper[i]) for a, b in diag)
+
+
+def test_l0_search_work_is_estimated_up_front(monkeypatch):
+    import certlab.smoothing.certificate as cert
+
+    # ra and rd radii 139 bound the l0 radius: about 140^4 / 24 = 1.6e7 operations
+    monkeypatch.setattr(cert, "MAX_L0_SEARCH_WORK", 1e6)
+    seen = _count_cells(monkeypatch)
+    with pytest.raises(ValueError, match="MAX_L0_SEARCH_WORK"):
+        max_certified_radius(0.999999, 0.4, 0.4, kind="l0")
+    assert all(ra == 0 or rd == 0 for ra, rd in seen)  # only the 1-D bounds were searched
+    assert max_certified_radius(0.999999, 0.2, 0.2, kind="l0") == 14
+    assert max_certified_radius(0.3, 0.01, 0.01, kind="l0") == -1
+
+
+def test_inconsistent_bounds_and_ignored_arguments_are_refused():
+    # issue 10: p_lower + p_upper > 1 cannot hold together; max_ra was silently ignored
+    for fn in (certify, lambda *a, **k: certify_grid(*a[:3], 1, 1, **k)):
+        with pytest.raises(ValueError, match=r"p_lower \+ p_upper must not exceed 1"):
+            fn(0.7, 0.01, 0.6, 1, 1, p_upper=0.6)
+    with pytest.raises(ValueError, match=r"p_lower \+ p_upper"):
+        max_certified_radius(np.array([0.7, 0.8]), 0.01, 0.6, p_upper=np.array([0.3, 0.3]))
+    p = np.array([0.7, 0.9])
+    assert certify(p, 0.01, 0.6, 0, 1, p_upper=1 - p).tolist() == \
+        certify(p, 0.01, 0.6, 0, 1).tolist()  # rounding of 1 - p is tolerated
+    for kind in ("ra", "rd", "l0"):
+        with pytest.raises(ValueError, match="max_ra is only used with kind='grid'"):
+            max_certified_radius(0.9, 0.01, 0.6, kind=kind, max_ra=5)
+    assert max_certified_radius(0.9, 0.01, 0.6, kind="grid", max_ra=5).shape == (6,)
+
+
+@pytest.mark.parametrize("bad, exc", [("abc", TypeError), (None, TypeError),
+                                      ([0.5, [0.6, 0.7]], ValueError), (["0.9"], TypeError)])
+def test_non_numeric_bounds_name_the_argument(bad, exc):
+    for fn in (rho_lower, certify):
+        with pytest.raises(exc, match="p_lower must be a number"):
+            fn(bad, 0.01, 0.6, 1, 1)
+    with pytest.raises(exc, match="p_upper must be a number"):
+        rho_upper(bad, 0.01, 0.6, 1, 1)
+    if bad is not None:  # p_upper=None selects the binary rule
+        with pytest.raises(exc, match="p_upper must be a number"):
+            certify(0.5, 0.01, 0.6, 1, 1, p_upper=bad)
+
+
+def test_huge_grids_are_refused_up_front(monkeypatch):
+    seen = _count_cells(monkeypatch)
+    with pytest.raises(ValueError, match="MAX_GRID_BYTES"):
+        certify_grid(np.full(1000, 0.9), 0.01, 0.6, 10**4, 10**4)
+    with pytest.raises(ValueError, match="MAX_GRID_BYTES"):
+        max_certified_radius(np.full(10**4, 0.9), 0.01, 0.6, kind="grid", max_ra=10**5,
+                             limit=10**5)
+    assert max(max(c) for c in seen) <= 10**5  # only the ra search ran, no grid cell
+    # a large but sparse request stops at the first uncertified row: few cells built
+    seen.clear()
+    grid = certify_grid(0.9, 0.01, 0.6, 5000, 50)
+    assert grid.shape == (5001, 51) and not grid[2:].any() and len(seen) < 200

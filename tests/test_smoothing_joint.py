@@ -127,7 +127,10 @@ def test_certify_joint():
     expected = rho_lower_joint(p, a, b) > 0.5 + 1e-12
     np.testing.assert_array_equal(certify_joint(p, a, b), expected)
     assert certify_joint(0.99, a, b, p_upper=0.01) is True
-    assert certify_joint(0.6, a, b, p_upper=0.55) is False
+    assert certify_joint(0.6, a, b, p_upper=0.4) is False
+    # p_lower + p_upper > 1 cannot come from bounds that hold together (issue 10)
+    with pytest.raises(ValueError, match="p_lower \\+ p_upper must not exceed 1"):
+        certify_joint(0.6, a, b, p_upper=0.55)
 
 
 def test_bad_blocks():
@@ -145,3 +148,19 @@ def test_bad_blocks():
         rho_lower_joint(0.9)
     with pytest.raises(ValueError, match="p_lower"):
         rho_lower_joint(1.1, BinaryBlock(0.1, 0.4, 0, 1))
+
+
+def test_too_many_product_regions_are_refused_up_front():
+    from certlab.smoothing.joint import MAX_JOINT_REGIONS
+
+    # issue 10: 8 blocks gave a raw MemoryError; the count is (ra + rd + 1) per block
+    block = BinaryBlock(0.01, 0.6, 3, 3)
+    assert 7**8 > MAX_JOINT_REGIONS
+    for fn in (rho_lower_joint, rho_upper_joint, certify_joint):
+        with pytest.raises(ValueError, match="MAX_JOINT_REGIONS"):
+            fn(0.9, *[block] * 8)
+    with pytest.raises(ValueError, match="MAX_JOINT_REGIONS"):
+        joint_regions(*[BinaryBlock(0.01, 0.6, 10**6, 0)] * 100)
+    # just below the limit still works and agrees with one block when the other is idle
+    assert rho_lower_joint(0.9, block, BinaryBlock(0.01, 0.6, 0, 0)) == \
+        pytest.approx(rho_lower(0.9, 0.01, 0.6, 3, 3), abs=1e-14)

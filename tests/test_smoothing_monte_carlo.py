@@ -227,3 +227,99 @@ def test_result_certify_grid_uses_the_certificate_and_respects_abstention():
     np.testing.assert_array_equal(grid, want & ~res.abstain[:, None, None])
     assert grid[0, 0, 0] and res.abstain[2] and not grid[2].any()
     assert grid[0].sum() >= grid[1].sum()  # more votes, larger certified region
+
+
+# ------------------------------------------------------------------ non-finite models and inputs
+class NaNClassifier(nn.Module):
+    """Returns NaN logits: argmax would put every vote on class 0 (issue 10)."""
+
+    def forward(self, x, edge_index=None, batch=None):
+        n = int(batch.max()) + 1 if batch is not None else x.shape[0]
+        return torch.full((n, 2), float("nan"))
+
+
+class InfAtNode0(nn.Module):
+    """Finite logits except +inf for node 0 of every copy (a single bad row is enough)."""
+
+    def __init__(self, n):
+        super().__init__()
+        self.n = n
+
+    def forward(self, x, edge_index):
+        out = torch.zeros(x.shape[0], 2)
+        out[::self.n, 1] = float("inf")
+        return out
+
+
+def test_non_finite_logits_never_give_a_bound():
+    attr = sp.csr_matrix(np.eye(4, 3))
+    ei = _line_graph(4)
+    kw = dict(n0=10, n=50, device="cpu", progress=False)
+    for noise in ({"attr_noise": (0.1, 0.3)}, {"graph_noise": (0.1, 0.3)}, {}):
+        with pytest.raises(ValueError, match="non-finite outputs"):
+            smooth_nodes(NaNClassifier(), attr, ei, **noise, **kw)
+    with pytest.raises(ValueError, match="non-finite outputs"):
+        smooth_nodes(InfAtNode0(4), attr, ei, attr_noise=(0.1, 0.3), **kw)
+    graphs = [Data(x=torch.ones(3, 2), edge_index=_line_graph(3))]
+    with pytest.raises(ValueError, match="non-finite outputs"):
+        smooth_graphs(NaNClassifier(), graphs, graph_noise=(0.1, 0.3), **kw)
+    imgs = np.zeros((2, 4, 4), dtype=np.uint8)
+    with pytest.raises(ValueError, match="non-finite outputs"):
+        smooth_images(lambda_module(lambda x: torch.full((x.shape[0], 2), float("nan"))),
+                      imgs, (0.1, 0.1), **kw)
+    # label outputs: float labels with a fraction are refused, integral floats are fine
+    with pytest.raises(ValueError, match="non-integer labels"):
+        sample_votes(lambda b: torch.full((b * 3,), 0.5), 3, 10, 4, progress=False,
+                     n_classes=2)
+    with pytest.raises(ValueError, match="non-finite"):
+        sample_votes(lambda b: torch.full((b * 3,), float("nan")), 3, 10, 4, progress=False,
+                     n_classes=2)
+    with pytest.raises(TypeError, match="torch.Tensor"):
+        sample_votes(lambda b: [0] * (b * 3), 3, 10, 4, progress=False, n_classes=2)
+
+
+def lambda_module(fn):
+    class _M(nn.Module):
+        def forward(self, x):
+            return fn(x)
+    return _M()
+
+
+def test_non_finite_or_non_integer_inputs_are_refused():
+    kw = dict(n0=10, n=50, device="cpu", progress=False)
+    ei = _line_graph(4)
+    for bad in (float("nan"), float("inf")):
+        x = np.ones((4, 3), dtype=np.float32)
+        x[2, 1] = bad
+        for attr in (x, torch.as_tensor(x), sp.csr_matrix(x), torch.as_tensor(x).to_sparse()):
+            with pytest.raises(ValueError, match="attr has NaN or infinite"):
+                smooth_nodes(HasOneClassifier(), attr, ei, graph_noise=(0.1, 0.3), **kw)
+        graphs = [Data(x=torch.as_tensor(x), edge_index=ei)]
+        with pytest.raises(ValueError, match=r"graphs\[0\].x has NaN"):
+            smooth_graphs(EdgeCountGraphClassifier(), graphs, graph_noise=(0.1, 0.3), **kw)
+    # a NaN in a binary input under attr_noise is not binary
+    x = np.eye(4, 3)
+    x[0, 0] = np.nan
+    with pytest.raises(ValueError, match="binary"):
+        smooth_nodes(HasOneClassifier(), x, ei, attr_noise=(0.1, 0.3), **kw)
+    # float node ids are refused, not truncated (1.7 -> 1 before)
+    attr = sp.csr_matrix(np.eye(4, 3))
+    for bad_ei in (ei.float(), ei.numpy().astype(float) + 0.7, ei.bool()):
+        with pytest.raises(TypeError, match="edge_index must hold integer node ids"):
+            smooth_nodes(HasOneClassifier(), attr, bad_ei, attr_noise=(0.1, 0.3), **kw)
+        with pytest.raises(TypeError, match=r"graphs\[0\].edge_index must hold integer"):
+            smooth_graphs(EdgeCountGraphClassifier(),
+                          [Data(x=torch.ones(4, 2), edge_index=bad_ei)], **kw)
+    with pytest.raises(ValueError, match=r"node ids outside \[0, 4\)"):
+        smooth_nodes(HasOneClassifier(), attr, ei + 1, attr_noise=(0.1, 0.3), **kw)
+    with pytest.raises(ValueError, match=r"shape \(2, E\)"):
+        smooth_nodes(HasOneClassifier(), attr, ei[0], attr_noise=(0.1, 0.3), **kw)
+
+
+def test_smoothing_bounds_on_empty_counts_names_the_problem():
+    with pytest.raises(ValueError, match="empty"):
+        smoothing_bounds(np.zeros((0, 2), dtype=int), np.zeros((0, 2), dtype=int), 0.01)
+    with pytest.raises(ValueError, match="counts_selection holds no votes"):
+        smoothing_bounds(np.zeros((3, 2), dtype=int), np.ones((3, 2), dtype=int), 0.01)
+    with pytest.raises(ValueError, match="counts_estimation holds no votes"):
+        smoothing_bounds(np.ones((3, 2), dtype=int), np.zeros((3, 2), dtype=int), 0.01)

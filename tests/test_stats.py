@@ -55,3 +55,27 @@ def test_exact_coverage_is_at_least_one_minus_alpha(n, p):
 def test_bad_input_is_rejected(kwargs, match):
     with pytest.raises(ValueError, match=match):
         clopper_pearson_lower(**kwargs)
+
+
+@pytest.mark.parametrize("counts, n, exc, match", [
+    ("abc", 10, TypeError, "counts must be a number"),
+    (3, "10", TypeError, "n must be a number"),
+    ([1, [2, 3]], 10, ValueError, "counts must be .*rectangular"),
+    (None, 10, TypeError, "counts"),
+    (float("nan"), 10, ValueError, "counts must be finite"),
+    (3, float("inf"), ValueError, "n must be finite"),
+    (2.5, 10, ValueError, "counts must be whole"),
+    ([1, 2, 3], [10, 10], ValueError, "do not broadcast"),
+])
+def test_bad_counts_get_errors_naming_the_argument(counts, n, exc, match):
+    for bound in (clopper_pearson_lower, clopper_pearson_upper):
+        with pytest.raises(exc, match=match):
+            bound(counts, n, 0.05)
+
+
+def test_bad_alpha_and_p():
+    for alpha in ("0.05", None, True, 0.0, 1.0, float("nan")):
+        with pytest.raises(ValueError, match="alpha"):
+            clopper_pearson_lower(3, 10, alpha)
+    with pytest.raises(TypeError, match="p must be a number"):
+        lower_bound_coverage(10, "0.5", 0.05)

@@ -40,3 +40,20 @@ def test_checks():
     for bad in (1.0, True, "3"):
         with pytest.raises(TypeError, match="budget"):
             check_nonnegative_int(bad, "budget")
+
+
+def test_numeric_arrays_refuse_strings_ragged_and_non_numbers():
+    from certlab.utils import as_float_array, check_finite
+
+    np.testing.assert_array_equal(as_float_array([[1, 2], [3, 4]], "x"), [[1, 2], [3, 4]])
+    assert as_float_array(np.array([True, False]), "x").dtype == np.float64
+    for bad in ("0.5", b"1", None, {"a": 1}, np.array(["1"]), [0.5, "0.7"]):
+        with pytest.raises(TypeError, match="p_lower must be a number"):
+            as_float_array(bad, "p_lower")
+        with pytest.raises(TypeError, match="p_lower"):
+            check_probability(bad, "p_lower")
+    with pytest.raises(ValueError, match="p_lower must be .*rectangular"):
+        check_probability([0.5, [0.6, 0.7]], "p_lower")
+    assert np.isnan(as_float_array(float("nan"), "x"))
+    with pytest.raises(ValueError, match=r"x must be finite.*inf"):
+        check_finite([1.0, np.inf], "x")

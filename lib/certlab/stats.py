@@ -12,6 +12,8 @@ import numpy as np
 from numpy.typing import ArrayLike
 from scipy import stats as _stats
 
+from certlab.utils import check_finite, check_probability
+
 __all__ = [
     "clopper_pearson_lower", "clopper_pearson_upper", "clopper_pearson_interval",
     "lower_bound_coverage",
@@ -19,19 +21,25 @@ __all__ = [
 
 
 def _check(counts: ArrayLike, n: ArrayLike, alpha: float) -> tuple[np.ndarray, np.ndarray]:
-    if not (isinstance(alpha, (int, float, np.floating)) and 0.0 < float(alpha) < 1.0):
+    if isinstance(alpha, bool) or not isinstance(alpha, (int, float, np.floating)) \
+            or not 0.0 < float(alpha) < 1.0:
         raise ValueError(f"alpha must be a number in (0, 1), got {alpha!r}")
-    k = np.asarray(counts)
-    m = np.asarray(n)
-    if not (np.issubdtype(k.dtype, np.integer) or np.all(np.mod(k, 1) == 0)):
-        raise ValueError("counts must be whole numbers")
-    if not (np.issubdtype(m.dtype, np.integer) or np.all(np.mod(m, 1) == 0)):
-        raise ValueError("n must be whole numbers")
+    k = check_finite(counts, "counts")
+    m = check_finite(n, "n")
+    if np.any(np.mod(k, 1) != 0):
+        raise ValueError(f"counts must be whole numbers, got {counts!r}")
+    if np.any(np.mod(m, 1) != 0):
+        raise ValueError(f"n must be whole numbers, got {n!r}")
     if np.any(m <= 0):
         raise ValueError(f"n must be positive, got {n!r}")
+    try:
+        k, m = np.broadcast_arrays(k, m)
+    except ValueError as exc:
+        raise ValueError(f"counts (shape {k.shape}) and n (shape {m.shape}) do not "
+                         "broadcast") from exc
     if np.any(k < 0) or np.any(k > m):
         raise ValueError(f"counts must lie in [0, n], got counts={counts!r}, n={n!r}")
-    return k.astype(np.float64), m.astype(np.float64)
+    return k, m
 
 
 def clopper_pearson_lower(counts: ArrayLike, n: ArrayLike, alpha: float) -> np.ndarray | float:
@@ -75,8 +83,7 @@ def lower_bound_coverage(n: int, p: float, alpha: float) -> float:
     """
     if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n <= 0:
         raise ValueError(f"n must be a positive integer, got {n!r}")
-    if not 0.0 <= float(p) <= 1.0:
-        raise ValueError(f"p must lie in [0, 1], got {p!r}")
+    p = float(check_probability(p, "p"))
     k = np.arange(n + 1)
     holds = np.asarray(clopper_pearson_lower(k, n, alpha)) <= p
     return float(_stats.binom.pmf(k, n, p)[holds].sum())

@@ -8,7 +8,8 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["seed_everything", "resolve_device", "check_probability", "check_nonnegative_int"]
+__all__ = ["seed_everything", "resolve_device", "as_float_array", "check_probability",
+           "check_nonnegative_int", "check_finite"]
 
 
 def seed_everything(seed: int) -> np.random.Generator:
@@ -56,13 +57,44 @@ def resolve_device(device: Any = "auto"):
     return dev
 
 
+def as_float_array(value: Any, name: str) -> np.ndarray:
+    """``value`` (a real number or a rectangular array of them) as a float64 array.
+
+    Booleans count as 0/1. Raises ``TypeError`` naming ``name`` for strings, ``None`` and
+    other non-numbers, ``ValueError`` for ragged nested sequences. NaN and inf pass through
+    (see :func:`check_finite`).
+    """
+    if isinstance(value, (str, bytes)):
+        raise TypeError(f"{name} must be a number or an array of numbers, got the string "
+                        f"{value!r}")
+    try:
+        arr = np.asarray(value)
+    except ValueError as exc:  # ragged nested sequences (NumPy >= 1.24)
+        raise ValueError(f"{name} must be a number or a rectangular array of numbers; got a "
+                         f"ragged sequence {value!r}") from exc
+    if arr.dtype.kind not in "biuf":
+        raise TypeError(f"{name} must be a number or an array of numbers, got "
+                        f"{value!r} (dtype {arr.dtype})")
+    return arr.astype(np.float64, copy=False)
+
+
+def check_finite(value: Any, name: str) -> np.ndarray:
+    """:func:`as_float_array` that also refuses NaN and infinite entries (``ValueError``)."""
+    arr = as_float_array(value, name)
+    if not np.all(np.isfinite(arr)):
+        bad = arr[~np.isfinite(arr)].reshape(-1)[:3].tolist()
+        raise ValueError(f"{name} must be finite, found entries such as {bad}")
+    return arr
+
+
 def check_probability(value: Any, name: str, *, open_low: bool = False,
                       open_high: bool = False) -> np.ndarray:
     """Validate that ``value`` (scalar or array) lies in [0, 1] (or an open variant).
 
-    Returns the value as a float64 array; raises ``ValueError`` naming ``name`` otherwise.
+    Returns the value as a float64 array; raises ``ValueError`` naming ``name`` otherwise
+    (``TypeError`` for strings, ``None`` and other non-numbers).
     """
-    arr = np.asarray(value, dtype=np.float64)
+    arr = as_float_array(value, name)
     if np.any(~np.isfinite(arr)):
         raise ValueError(f"{name} must be finite, got {value!r}")
     low_bad = arr <= 0 if open_low else arr < 0

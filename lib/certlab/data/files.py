@@ -1,7 +1,8 @@
 """Finding, verifying and downloading dataset files.
 
 The data directory is ``$CERTLAB_DATA`` when set, else ``~/.cache/certlab``. A file is used
-only after its sha256 matches the registry. A missing file is downloaded to a temporary file
+only after its sha256 matches the registry, checked every time it is used (no cache keyed by
+size and modification time, which a same-size corruption with a restored mtime would pass). A missing file is downloaded to a temporary file
 in the same folder, verified, and then renamed into place atomically, so a failed or
 corrupted download never leaves a half-written file where the loaders look.
 """
@@ -24,7 +25,6 @@ __all__ = ["DATA_ENV_VAR", "DataError", "DataUnavailableError", "ChecksumError",
 
 DATA_ENV_VAR = "CERTLAB_DATA"
 _DOWNLOAD_TIMEOUT_S = 60
-_verified: dict[tuple[str, int, int], str] = {}
 
 
 class DataError(RuntimeError):
@@ -65,15 +65,14 @@ def _where(root: Path) -> str:
 
 
 def _verify(path: Path, entry: DataFile, dataset: Dataset, root: Path) -> Path:
-    stat = path.stat()
-    key = (str(path.resolve()), stat.st_size, stat.st_mtime_ns)
-    digest = _verified.get(key) or sha256_of(path)
+    # Hashed on every use: a cache keyed by size and mtime would miss a same-size
+    # corruption whose mtime was restored (the files are small: ~0.1 s for all of MNIST).
+    digest = sha256_of(path)
     if digest not in entry.sha256:
         raise ChecksumError(
             f"dataset {dataset.name!r}: file {path} is corrupt or not the expected version "
             f"(sha256 {digest}, expected {' or '.join(entry.sha256)}). It was not used. Delete it "
             f"to download a fresh copy, or put the right file there ({_where(root)}).")
-    _verified[key] = digest
     return path
 
 

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import gzip
 import os
+import zipfile
+import zlib
 from dataclasses import dataclass
 
 import numpy as np
@@ -65,11 +67,35 @@ def _csr_from(z, prefix: str, path) -> sp.csr_matrix | None:
     for keys in styles:
         if all(k in z.files for k in keys):
             data, indices, indptr, shape = (z[k] for k in keys)
+            for arr, key, kinds in ((data, keys[0], "biuf"), (indices, keys[1], "iu"),
+                                    (indptr, keys[2], "iu"), (shape, keys[3], "iu")):
+                if arr.dtype.kind not in kinds:
+                    raise DataError(f"{path}: {key} must hold "
+                                    f"{'numbers' if kinds == 'biuf' else 'integers'}, got dtype "
+                                    f"{arr.dtype}")
+            if shape.shape != (2,) or np.any(shape < 0):
+                raise DataError(f"{path}: {keys[3]} must be two non-negative sizes, got "
+                                f"{shape.tolist()}")
+            if data.dtype.kind == "f" and not np.all(np.isfinite(data)):
+                raise DataError(f"{path}: {prefix} matrix has NaN or infinite entries")
             try:
-                return sp.csr_matrix((data, indices, indptr), shape=tuple(int(s) for s in shape))
+                mat = sp.csr_matrix((data, indices, indptr), shape=tuple(int(s) for s in shape))
+                mat.check_format(full_check=True)  # index bounds and order of indptr
             except ValueError as exc:
                 raise DataError(f"{path}: {prefix} matrix arrays are inconsistent ({exc})") from exc
+            return mat
     return None
+
+
+def _labels_from(z, path) -> np.ndarray:
+    raw = np.asarray(z["labels"])
+    if raw.dtype.kind not in "biuf":
+        raise DataError(f"{path}: labels must be integers, got dtype {raw.dtype}")
+    if raw.dtype.kind == "f" and not np.all(np.isfinite(raw) & (raw == np.round(raw))):
+        bad = raw[~(np.isfinite(raw) & (raw == np.round(raw)))][:3].tolist()
+        raise DataError(f"{path}: labels must be whole numbers (class ids), found {bad}; "
+                        "they are not truncated")
+    return raw.astype(np.int64)
 
 
 def read_graph_npz(path: str | os.PathLike, name: str) -> GraphData:
@@ -77,13 +103,31 @@ def read_graph_npz(path: str | os.PathLike, name: str) -> GraphData:
 
     Only numeric arrays are read (``allow_pickle=False``): the string arrays some copies
     carry (node and class names) are skipped. Labels are re-indexed to 0..c-1.
+
+    Raises:
+        DataError (naming the file): not a readable npz archive (garbage, truncated), missing
+            adjacency or labels, CSR arrays out of bounds or inconsistent, NaN/inf matrix
+            entries, labels that are not whole numbers, or shapes that disagree.
     """
-    with np.load(path, allow_pickle=False) as z:
-        adj = _csr_from(z, "adj", path)
-        attr = _csr_from(z, "attr", path)
-        if adj is None or "labels" not in z.files:
-            raise DataError(f"{path}: no adjacency matrix or labels (keys: {sorted(z.files)})")
-        labels = np.asarray(z["labels"], dtype=np.int64)
+    unreadable = (ValueError, OSError, EOFError, KeyError, zipfile.BadZipFile, zlib.error)
+    try:
+        z = np.load(path, allow_pickle=False)
+    except unreadable as exc:
+        raise DataError(f"{path}: not a readable npz archive of graph arrays (garbage or "
+                        f"truncated file?): {type(exc).__name__}: {exc}") from exc
+    if not isinstance(z, np.lib.npyio.NpzFile):
+        raise DataError(f"{path}: a single NumPy array, not an npz archive of graph arrays")
+    with z:
+        try:
+            adj = _csr_from(z, "adj", path)
+            attr = _csr_from(z, "attr", path)
+            if adj is None or "labels" not in z.files:
+                raise DataError(f"{path}: no adjacency matrix or labels (keys: "
+                                f"{sorted(z.files)})")
+            labels = _labels_from(z, path)
+        except unreadable as exc:
+            raise DataError(f"{path}: a member of the npz archive cannot be read (truncated "
+                            f"file?): {type(exc).__name__}: {exc}") from exc
     if adj.shape[0] != adj.shape[1] or labels.shape != (adj.shape[0],) or (
             attr is not None and attr.shape[0] != adj.shape[0]):
         raise DataError(f"{path}: shapes disagree (adj {adj.shape}, labels {labels.shape}, "

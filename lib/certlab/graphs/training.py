@@ -25,6 +25,8 @@ from torch import nn
 from tqdm import tqdm
 
 from certlab.smoothing.sampling import (
+    _check_edge_index,
+    _check_finite_attributes,
     SparseNoise,
     _check_noise,
     attributes_to_torch,
@@ -128,7 +130,7 @@ def _index(idx: Any, n: int, name: str) -> torch.Tensor:
 def _edge_index(edge_index: Any, num_nodes: int) -> torch.Tensor:
     if sp.issparse(edge_index):
         return pairs_to_edge_index(undirected_pairs(edge_index, num_nodes), num_nodes)
-    return torch.as_tensor(edge_index).long()
+    return _check_edge_index(edge_index, num_nodes, "edge_index")
 
 
 class _NodeInputs:
@@ -224,9 +226,13 @@ def predict_nodes(model: nn.Module, attr: Any, edge_index: Any, *, device: Any =
     """Clean predictions ``(n,)`` of a node classifier (eval mode)."""
     dev = resolve_device(device)
     x = attributes_to_torch(attr, dev)
+    _check_finite_attributes(x, "attr")
     ei = _edge_index(edge_index, int(x.shape[0])).to(dev)
     model.to(dev).eval()
-    return model(x, ei).argmax(1).cpu().numpy()
+    logits = model(x, ei)
+    if not bool(torch.isfinite(logits).all()):
+        raise ValueError("the model returned non-finite logits (NaN or inf): no prediction")
+    return logits.argmax(1).cpu().numpy()
 
 
 def evaluate_node_classifier(model: nn.Module, attr: Any, edge_index: Any, labels: Any,
@@ -250,10 +256,11 @@ class _GraphInputs:
             raise ValueError("graphs must not be empty")
         self.attr_noise, self.graph_noise, self.device = attr_noise, graph_noise, device
         self.items = []
-        for g in graphs:
+        for i, g in enumerate(graphs):
             x = torch.as_tensor(g.x).float()
+            _check_finite_attributes(x, f"graphs[{i}].x")
             n = int(x.shape[0])
-            ei = torch.as_tensor(g.edge_index).long()
+            ei = _check_edge_index(g.edge_index, n, f"graphs[{i}].edge_index")
             y = int(torch.as_tensor(g.y).reshape(-1)[0])
             self.items.append({
                 "n": n, "x": x.to(device), "ei": ei.to(device), "y": y,

@@ -32,6 +32,18 @@ __all__ = ["Aggregation", "validate_adjacency", "normalized_adjacency", "aggrega
 
 AGGREGATION_MODELS = ("gcn", "sgc", "appnp", "gin", "sage", "mlp")
 NORMALIZATIONS = ("sym", "row")
+#: Largest number of APPNP power-iteration steps accepted (the paper uses 10).
+MAX_APPNP_ITERATIONS = 10_000
+
+
+def _check_appnp_iterations(value) -> int:
+    from certlab.utils import check_nonnegative_int
+
+    value = check_nonnegative_int(value, "appnp_iterations")
+    if value > MAX_APPNP_ITERATIONS:
+        raise ValueError(f"appnp_iterations={value} is above the limit MAX_APPNP_ITERATIONS="
+                         f"{MAX_APPNP_ITERATIONS} (certlab.ntk.aggregation): refused up front")
+    return value
 
 
 def validate_adjacency(adj) -> sp.csr_matrix:
@@ -193,13 +205,11 @@ def aggregation_operator(adj, model: str, *, normalization: str = "sym",
     Returns:
         An :class:`Aggregation`.
     """
-    from certlab.utils import check_nonnegative_int
-
     if not isinstance(model, str) or model not in AGGREGATION_MODELS:
         raise ValueError(f"unknown model {model!r}; valid models: {', '.join(AGGREGATION_MODELS)}")
     normalization = _check_normalization(normalization)
     appnp_alpha = _check_unit_interval(appnp_alpha, "appnp_alpha")
-    appnp_iterations = check_nonnegative_int(appnp_iterations, "appnp_iterations")
+    appnp_iterations = _check_appnp_iterations(appnp_iterations)
     a = validate_adjacency(adj)
     n = a.shape[0]
     eye = sp.identity(n, dtype=np.float64, format="csr")

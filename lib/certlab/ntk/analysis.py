@@ -23,6 +23,25 @@ def _square(kernel, name: str = "kernel") -> np.ndarray:
     return k
 
 
+#: A kernel counts as positive semi-definite when its smallest eigenvalue is at least
+#: ``-PSD_TOLERANCE`` times its largest absolute eigenvalue (round-off of the closed forms).
+PSD_TOLERANCE = 1e-8
+
+
+def _check_psd(k: np.ndarray, name: str) -> None:
+    """Refuse an asymmetric or indefinite kernel (the SVM dual is then not a convex QP)."""
+    scale = max(float(np.abs(k).max(initial=0.0)), np.finfo(float).tiny)
+    if np.abs(k - k.T).max(initial=0.0) > PSD_TOLERANCE * scale:
+        raise ValueError(f"{name} must be symmetric, max |K - K^T| = "
+                         f"{np.abs(k - k.T).max():.3g}")
+    eig = np.linalg.eigvalsh(0.5 * (k + k.T))
+    top = max(float(np.abs(eig).max(initial=0.0)), np.finfo(float).tiny)
+    if eig[0] < -PSD_TOLERANCE * top:
+        raise ValueError(f"{name} is not positive semi-definite (smallest eigenvalue "
+                         f"{eig[0]:.3g}, largest {eig[-1]:.3g}): the SVM's dual is not convex, so "
+                         "no accuracy is computed; use a valid (e.g. closed-form NTK) kernel")
+
+
 def normalized_kernel(kernel) -> np.ndarray:
     """K_ij / sqrt(K_ii K_jj) (n, n), the cosine similarity of the NTK feature maps (0 where a
     diagonal entry is 0); makes kernels of different scale comparable in a heatmap."""
@@ -92,14 +111,20 @@ def kernel_svm_accuracy(kernel, labels, train, test, *, C: float | None = None,
 
     k = _square(kernel)
     y = np.asarray(labels)
-    train = np.asarray(train, dtype=np.int64)
-    test = np.asarray(test, dtype=np.int64)
     if y.shape != (k.shape[0],):
         raise ValueError(f"labels must have shape ({k.shape[0]},), got {y.shape}")
+    indices = []
     for idx, name in ((train, "train"), (test, "test")):
+        idx = np.asarray(idx)
+        if idx.dtype.kind not in "iu":
+            raise TypeError(f"{name} must hold integer node indices, got dtype {idx.dtype} "
+                            "(boolean masks and floats are not converted)")
         if idx.ndim != 1 or idx.size == 0 or idx.min() < 0 or idx.max() >= k.shape[0]:
             raise ValueError(f"{name} must be a non-empty 1-d array of indices in [0, {k.shape[0]})")
+        indices.append(idx.astype(np.int64))
+    train, test = indices
     k_train = k[np.ix_(train, train)]
+    _check_psd(k_train, "kernel (restricted to the train nodes)")
     if C is None:
         C, _ = select_C_cv(k_train, y[train], n_folds=n_folds, seed=seed)
     model = fit_svm(k_train, y[train], C)

@@ -59,16 +59,26 @@ import scipy.sparse as sp
 
 from certlab.utils import check_nonnegative_int
 
-from .aggregation import (AGGREGATION_MODELS, NORMALIZATIONS, Aggregation, _check_unit_interval,
-                          aggregation_operator, validate_adjacency)
+from .aggregation import (AGGREGATION_MODELS, NORMALIZATIONS, Aggregation,
+                          _check_appnp_iterations, _check_unit_interval, aggregation_operator,
+                          validate_adjacency)
 from .relu_kernels import ACTIVATIONS, activation_expectations
 
 __all__ = ["gnn_ntk", "skip_alpha_reference_ntk", "GNNArchitecture", "resolve_architecture",
-           "validate_features", "MODELS", "SKIPS"]
+           "validate_features", "MODELS", "SKIPS", "MAX_DEPTH", "MAX_NTK_WORK", "MAX_NTK_BYTES"]
 
 MODELS = AGGREGATION_MODELS
 SKIPS = (None, "pc", "alpha")
 SKIP_MODELS = ("gcn", "sgc", "sage")
+
+#: Largest number of hidden layers accepted (the paper uses at most a handful; deeper
+#: requests are refused up front instead of running for hours).
+MAX_DEPTH = 1000
+#: Largest estimated number of floating-point operations of one closed-form NTK
+#: (``depth * (30 n^2 + 4 n * nnz(S) * steps)``, about a few minutes on one CPU core).
+MAX_NTK_WORK = 5e11
+#: Largest estimated working memory of the recursion (about ten dense (n, n) float64 arrays).
+MAX_NTK_BYTES = 16 * 2**30
 
 
 @dataclass(frozen=True)
@@ -119,14 +129,18 @@ def resolve_architecture(model: str, *, depth: int = 1, activation: str = "relu"
 
     Raises:
         ValueError / TypeError: unknown model (the message lists the valid ones), activation,
-            normalization or skip; depth < 1; skip with a model other than gcn/sgc/sage;
-            alphas outside [0, 1]; negative iteration counts.
+            normalization or skip; depth < 1 or above :data:`MAX_DEPTH`; skip with a model
+            other than gcn/sgc/sage; alphas outside [0, 1]; negative iteration counts or more
+            than :data:`~certlab.ntk.aggregation.MAX_APPNP_ITERATIONS`.
     """
     if not isinstance(model, str) or model not in MODELS:
         raise ValueError(f"unknown model {model!r}; valid models: {', '.join(MODELS)}")
     depth = check_nonnegative_int(depth, "depth")
     if depth < 1:
         raise ValueError(f"depth (number of hidden layers) must be >= 1, got {depth}")
+    if depth > MAX_DEPTH:
+        raise ValueError(f"depth={depth} is above the limit MAX_DEPTH={MAX_DEPTH} hidden layers "
+                         "(certlab.ntk.gnn.MAX_DEPTH): refused up front")
     if not isinstance(activation, str) or activation not in ACTIVATIONS:
         raise ValueError(f"activation must be one of {ACTIVATIONS}, got {activation!r}")
     if not isinstance(normalization, str) or normalization not in NORMALIZATIONS:
@@ -138,7 +152,7 @@ def resolve_architecture(model: str, *, depth: int = 1, activation: str = "relu"
                          f"{model!r}")
     skip_alpha = _check_unit_interval(skip_alpha, "skip_alpha")
     appnp_alpha = _check_unit_interval(appnp_alpha, "appnp_alpha")
-    appnp_iterations = check_nonnegative_int(appnp_iterations, "appnp_iterations")
+    appnp_iterations = _check_appnp_iterations(appnp_iterations)
     if model == "sgc":
         activation = "linear"
     return GNNArchitecture(model, depth, activation, normalization, skip, skip_alpha,
@@ -171,8 +185,37 @@ def validate_features(features, n: int) -> np.ndarray:
 
 
 def _gram(x: np.ndarray) -> np.ndarray:
-    xx = x @ x.T
+    with np.errstate(over="ignore", invalid="ignore"):
+        xx = x @ x.T
+    if not np.all(np.isfinite(xx)):
+        raise ValueError(f"features are too large for float64: X X^T overflows (largest |entry| "
+                         f"of X is {np.abs(x).max():.3g}); rescale the features")
     return 0.5 * (xx + xx.T)
+
+
+def _check_cost(arch: GNNArchitecture, s: Aggregation) -> None:
+    """Refuse up front a recursion whose estimated work or memory is above the limits."""
+    n = s.n
+    nnz = 0 if s.is_identity else (s.matrix if s.matrix is not None else s.propagation).nnz
+    steps = s.appnp_iterations if s.propagation is not None else 1
+    work = arch.depth * (30.0 * n * n + 4.0 * n * (nnz + n) * steps)
+    memory = 10.0 * 8 * n * n
+    if work > MAX_NTK_WORK:
+        raise ValueError(f"the NTK recursion would take about {work:.2g} floating-point "
+                         f"operations (n={n} nodes, depth={arch.depth}, {steps} aggregation "
+                         f"step(s) per layer), above the limit MAX_NTK_WORK={MAX_NTK_WORK:.2g} "
+                         "(certlab.ntk.gnn): refused up front")
+    if memory > MAX_NTK_BYTES:
+        raise ValueError(f"the NTK of n={n} nodes needs about {memory / 2**30:.1f} GiB of "
+                         f"memory, above the limit MAX_NTK_BYTES={MAX_NTK_BYTES / 2**30:.0f} GiB "
+                         "(certlab.ntk.gnn): refused up front")
+
+
+def _check_layer(values: np.ndarray, layer: int) -> None:
+    if not np.all(np.isfinite(values)):
+        raise ValueError(f"the NTK recursion overflowed float64 at hidden layer {layer} (NaN or "
+                         "inf entries): no kernel is returned; rescale the features or use "
+                         "fewer layers")
 
 
 def _ntk_recursion(arch: GNNArchitecture, s: Aggregation, xx: np.ndarray,
@@ -206,11 +249,17 @@ def _ntk_recursion(arch: GNNArchitecture, s: Aggregation, xx: np.ndarray,
             op = s if arch.aggregates_output else identity
         else:
             op = s if arch.aggregates_hidden_layers else identity
-        theta = theta_factor * op.sandwich((theta + sig) * edot)
-        sig = factor * op.sandwich(e + ones) + skip_term
-        sig = 0.5 * (sig + sig.T)
-    ntk = sig + theta
-    return 0.5 * (ntk + ntk.T)
+        with np.errstate(over="ignore", invalid="ignore"):
+            theta = theta_factor * op.sandwich((theta + sig) * edot)
+            sig = factor * op.sandwich(e + ones) + skip_term
+            sig = 0.5 * (sig + sig.T)
+        _check_layer(theta, layer)
+        _check_layer(sig, layer)
+    with np.errstate(over="ignore", invalid="ignore"):
+        ntk = sig + theta
+        ntk = 0.5 * (ntk + ntk.T)
+    _check_layer(ntk, arch.depth)
+    return ntk
 
 
 def gnn_ntk(adj, features, model: str, *, depth: int = 1, activation: str = "relu",
@@ -236,6 +285,12 @@ def gnn_ntk(adj, features, model: str, *, depth: int = 1, activation: str = "rel
     Returns:
         Dense, exactly symmetric, float64 NTK of shape (n, n) (formulas: module docstring).
 
+    Raises:
+        ValueError: invalid architecture, adjacency or features (NaN/inf included); features
+            so large that X X^T overflows float64; a recursion that overflows (never a NaN or
+            inf kernel); an estimated cost above :data:`MAX_NTK_WORK` operations or
+            :data:`MAX_NTK_BYTES` of memory (refused before any work).
+
     Example:
         >>> import numpy as np
         >>> adj = np.array([[0, 1, 0], [1, 0, 1], [0, 1, 0]])
@@ -250,6 +305,7 @@ def gnn_ntk(adj, features, model: str, *, depth: int = 1, activation: str = "rel
     s = aggregation_operator(a, arch.model, normalization=arch.normalization,
                              appnp_alpha=arch.appnp_alpha,
                              appnp_iterations=arch.appnp_iterations)
+    _check_cost(arch, s)
     return _ntk_recursion(arch, s, _gram(x))
 
 
@@ -269,4 +325,5 @@ def skip_alpha_reference_ntk(adj, features, *, model: str = "gcn", depth: int = 
     a = validate_adjacency(adj)
     x = validate_features(features, a.shape[0])
     s = aggregation_operator(a, arch.model, normalization=arch.normalization)
+    _check_cost(arch, s)
     return _ntk_recursion(arch, s, _gram(x), reference_skip_alpha=True)

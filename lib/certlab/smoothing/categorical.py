@@ -37,11 +37,13 @@ import numpy as np
 from scipy import special
 
 from certlab.smoothing.certificate import DEFAULT_MARGIN, _check_margin, _validated_bounds
-from certlab.smoothing.regions import (LikelihoodRatioRegions, _scalar_probability,
+from certlab.smoothing.regions import (LikelihoodRatioRegions, _format_count,
+                                       _scalar_probability,
                                        sorted_regions, worst_case_probability)
 from certlab.utils import check_nonnegative_int, check_probability
 
 __all__ = [
+    "MAX_CATEGORICAL_REGIONS",
     "categorical_regions",
     "rho_lower_categorical",
     "rho_upper_categorical",
@@ -96,6 +98,15 @@ def _categorical_regions_cached(p_plus: float, p_minus: float, k: int, ra: int, 
     return sorted_regions(px, pxt, labels, log_ratio=log_ratio)
 
 
+#: Largest number of triplet-cell regions of one categorical cell (about 100 bytes each
+#: while they are built and sorted: about 0.2 GiB and a few seconds at the limit).
+MAX_CATEGORICAL_REGIONS = 2 * 10**6
+
+
+def _n_triplets(r: int, n_categories: int) -> int:
+    return (r + 1) * (r + 2) // 2 if n_categories >= 3 else r + 1
+
+
 def _check_categorical(p_plus, p_minus, n_categories, ra, rd, rc):
     p_plus = _scalar_probability(p_plus, "p_plus")
     p_minus = _scalar_probability(p_minus, "p_minus")
@@ -107,6 +118,13 @@ def _check_categorical(p_plus, p_minus, n_categories, ra, rd, rc):
     rc = check_nonnegative_int(rc, "rc")
     if k == 2 and rc:
         raise ValueError("rc (non-zero -> other non-zero changes) needs n_categories >= 3")
+    n_regions = _n_triplets(ra, k) * _n_triplets(rd, k) * _n_triplets(rc, k)
+    if n_regions > MAX_CATEGORICAL_REGIONS:
+        raise ValueError(f"ra={ra}, rd={rd}, rc={rc} with n_categories={k} give "
+                         f"{_format_count(n_regions)} regions (about "
+                         f"{_format_count(n_regions * 100)} bytes), above the limit "
+                         f"MAX_CATEGORICAL_REGIONS={MAX_CATEGORICAL_REGIONS:.0e} "
+                         "(certlab.smoothing.categorical): refused up front")
     return p_plus, p_minus, k, ra, rd, rc
 
 
@@ -153,8 +171,10 @@ def certify_categorical(p_lower, p_plus: float, p_minus: float, n_categories: in
     radius: a borderline cell is reported as not certified rather than wrongly certified.
     """
     low, up = _validated_bounds(p_lower, p_upper)
-    margin = _check_margin(margin) * (1.0 + (int(ra) + int(rd) + int(rc)) / 10.0)
-    regions = categorical_regions(p_plus, p_minus, n_categories, ra, rd, rc)
+    args = _check_categorical(p_plus, p_minus, n_categories, ra, rd, rc)
+    ra, rd, rc = args[3:]
+    margin = _check_margin(margin) * (1.0 + (ra + rd + rc) / 10.0)
+    regions = _categorical_regions_cached(*args)
     rho = worst_case_probability(regions, low, "lower")
     threshold = 0.5 if up is None else worst_case_probability(regions, up, "upper")
     out = rho - threshold > margin

@@ -41,8 +41,8 @@ from typing import Literal
 
 import numpy as np
 
-from certlab.smoothing.regions import _binary_regions_cached, _scalar_probability, \
-    worst_case_probability
+from certlab.smoothing.regions import MAX_RADIUS, _binary_regions_cached, \
+    _scalar_probability, worst_case_probability
 from certlab.utils import check_nonnegative_int, check_probability
 
 __all__ = [
@@ -52,10 +52,31 @@ __all__ = [
     "certify_grid",
     "max_certified_radius",
     "DEFAULT_MARGIN",
+    "MAX_L0_SEARCH_WORK",
+    "MAX_GRID_BYTES",
 ]
 
 #: Safety margin of every certification decision (larger than the fast path's error bound).
 DEFAULT_MARGIN = 1e-12
+#: Largest output of :func:`certify_grid` / ``max_certified_radius(kind="grid")`` in bytes.
+MAX_GRID_BYTES = 2**31
+
+
+def _check_grid_size(n_cells: int, itemsize: int, what: str) -> None:
+    if n_cells * itemsize > MAX_GRID_BYTES:
+        raise ValueError(f"{what} would need {n_cells * itemsize / 2**30:.3g} GiB, above the "
+                         f"limit MAX_GRID_BYTES={MAX_GRID_BYTES / 2**30:.0f} GiB "
+                         "(certlab.smoothing.certificate): refused up front; ask for a smaller "
+                         "grid or fewer inputs at a time")
+
+
+#: The radius search tries every radius below this one, then doubles and bisects.
+_LINEAR_SEARCH_RADII = 64
+#: ``p_lower + p_upper`` may exceed one by this much (rounding of ``1 - p_lower``).
+_BOUNDS_SUM_TOLERANCE = 1e-12
+#: Largest estimated work (about ``(R + 2)^4 / 24`` multiply-adds for an l0 radius ``R``) of
+#: the l0 radius search of :func:`max_certified_radius` (about ten seconds on one core).
+MAX_L0_SEARCH_WORK = 1e10
 
 
 def _noise(p_plus, p_minus) -> tuple[float, float]:
@@ -128,6 +149,14 @@ def _validated_bounds(p_lower, p_upper) -> tuple[np.ndarray, np.ndarray | None]:
     except ValueError as exc:
         raise ValueError(f"p_lower (shape {low.shape}) and p_upper (shape {up.shape}) "
                          f"do not broadcast") from exc
+    over = low + up > 1.0 + _BOUNDS_SUM_TOLERANCE
+    if np.any(over):
+        i = np.flatnonzero(over.reshape(-1))[0]
+        raise ValueError(
+            f"p_lower + p_upper must not exceed 1 (p_lower bounds the top class from below, "
+            f"p_upper another class from above, and both hold together), got p_lower="
+            f"{float(low.reshape(-1)[i])!r} and p_upper={float(up.reshape(-1)[i])!r}; cap "
+            "p_upper at 1 - p_lower")
     return low, up
 
 
@@ -190,6 +219,8 @@ def certify_grid(p_lower, p_plus: float, p_minus: float, max_ra: int, max_rd: in
     low_flat = low.reshape(-1)
     up_flat = None if up is None else up.reshape(-1)
     n = low_flat.shape[0]
+    _check_grid_size(n * (max_ra + 1) * (max_rd + 1), 1,
+                     f"the grid of {n} inputs x {max_ra + 1} x {max_rd + 1} cells")
     grid = np.zeros((n, max_ra + 1, max_rd + 1), dtype=bool)
     for ra in range(max_ra + 1):
         for rd in range(max_rd + 1):
@@ -206,6 +237,8 @@ def certify_grid(p_lower, p_plus: float, p_minus: float, max_ra: int, max_rd: in
                 break
             grid[idx, ra, rd] = _decide(low_flat[idx], None if up_flat is None else up_flat[idx],
                                         p_plus, p_minus, ra, rd, margin)
+        if not grid[:, ra, 0].any():  # no later row can have a certified cell (down-set)
+            break
     return grid.reshape(*shape, max_ra + 1, max_rd + 1)
 
 
@@ -236,9 +269,17 @@ def max_certified_radius(p_lower, p_plus: float, p_minus: float,
     Args:
         p_lower, p_plus, p_minus, p_upper, margin: as in :func:`certify_grid`.
         kind: which radius (see above).
-        max_ra: only for ``kind="grid"``.
-        limit: the search stops with a ``ValueError`` if some input is still certified at
-            radius ``limit`` (guards against near-unbounded radii).
+        max_ra: only for ``kind="grid"`` (an error with any other kind); at most ``limit``.
+        limit: a ``ValueError`` if some input is still certified at radius ``limit`` (guards
+            against near-unbounded radii). Checked once an input is certified at radius 64,
+            at the cost of one cell, so a near-unbounded radius is refused at once; at most
+            ``MAX_RADIUS``.
+
+    Cost: the ``ra``/``rd``/``grid`` radii below 64 are found by trying every radius, larger
+    ones by doubling and bisection (monotonicity, module docstring): ``O(64 + log R)`` cells of
+    ``O(R)`` work per input and direction. The ``l0``
+    radius tests every cell of each diagonal up to the smaller of the ``ra`` and ``rd`` radii;
+    a search estimated above ``MAX_L0_SEARCH_WORK`` is refused up front.
 
     Returns:
         int64 array of the shape of the bounds (``kind`` in ``ra``/``rd``/``l0``; a Python int
@@ -248,14 +289,25 @@ def max_certified_radius(p_lower, p_plus: float, p_minus: float,
         ValueError: bad probabilities/kind/limit, ``p_plus + p_minus == 1`` with a certified
             input (the noise then ignores the input and every radius is certified),
             ``p_lower == 1`` where the radius is likewise unbounded (e.g. for any
-            ``0 < p_plus, p_minus < 1``), or the search reaching ``limit``.
+            ``0 < p_plus, p_minus < 1``), an input certified at radius ``limit``, ``max_ra``
+            with a kind other than ``"grid"``, or a search above the work limits.
     """
     low, up = _validated_bounds(p_lower, p_upper)
     p_plus, p_minus = _noise(p_plus, p_minus)
     margin = _check_margin(margin)
     limit = check_nonnegative_int(limit, "limit")
+    if limit > MAX_RADIUS:
+        raise ValueError(f"limit={limit} is above MAX_RADIUS={MAX_RADIUS} "
+                         "(certlab.smoothing.regions)")
     if kind not in ("ra", "rd", "l0", "grid"):
         raise ValueError(f"kind must be 'ra', 'rd', 'l0' or 'grid', got {kind!r}")
+    if max_ra is not None:
+        if kind != "grid":
+            raise ValueError(f"max_ra is only used with kind='grid', got max_ra={max_ra!r} with "
+                             f"kind={kind!r}")
+        max_ra = check_nonnegative_int(max_ra, "max_ra")
+        if max_ra > limit:
+            raise ValueError(f"max_ra={max_ra} must not exceed limit={limit}")
     shape = low.shape
     low_flat = low.reshape(-1)
     up_flat = None if up is None else up.reshape(-1)
@@ -279,45 +331,89 @@ def max_certified_radius(p_lower, p_plus: float, p_minus: float,
                          "x, so rho_lower = 1 at every radius and the maximum radius is unbounded "
                          "(Clopper-Pearson bounds from finitely many samples are below 1)")
 
-    def search(cells_of_radius, start_idx: np.ndarray) -> np.ndarray:
-        """Largest r with all cells_of_radius(r') certified for r' <= r (-1 if none)."""
+    def limit_error() -> ValueError:
+        return ValueError(f"some inputs are still certified at radius limit={limit}; pass a "
+                          f"larger limit (at most MAX_RADIUS={MAX_RADIUS})")
+
+    def search_1d(cell, start_idx: np.ndarray) -> np.ndarray:
+        """Largest r <= limit with cell(r) certified (-1 outside start_idx, which must be
+        certified at r = 0). By monotonicity (module docstring) the certified radii of one
+        input form an interval [0, R]: every radius below ``_LINEAR_SEARCH_RADII`` in turn
+        (cheap cells, shared by all inputs), then, for inputs certified beyond, a check at
+        ``limit`` (refused there, at the cost of one cell) and doubling and bisection,
+        O(log R) cells per input."""
         radius = np.full(low_flat.shape[0], -1, dtype=np.int64)
-        radius[start_idx] = 0
-        active = start_idx
-        r = 0
-        while active.size:
-            r += 1
-            if r > limit:
-                raise ValueError(f"some inputs are still certified at radius {limit}; "
-                                 f"pass a larger limit")
-            ok = np.ones(active.size, dtype=bool)
-            for ra, rd in cells_of_radius(r):
-                sub = np.flatnonzero(ok)
-                if sub.size == 0:
-                    break
-                ok[sub] = decide(active[sub], ra, rd)
-            active = active[ok]
-            radius[active] = r
+        if start_idx.size == 0:
+            return radius
+        lo = np.zeros(low_flat.shape[0], dtype=np.int64)  # certified
+        hi = np.full(low_flat.shape[0], limit, dtype=np.int64)  # not certified
+        active, r = start_idx, 1
+        while active.size and r < min(limit, _LINEAR_SEARCH_RADII):  # small radii: every one
+            ok = decide(active, *cell(r))
+            lo[active[ok]] = r
+            hi[active[~ok]] = r
+            active, r = active[ok], r + 1
+        if active.size and decide(active, *cell(limit)).any():
+            raise limit_error()
+        while active.size and r < limit:  # doubling
+            ok = decide(active, *cell(r))
+            lo[active[ok]] = r
+            hi[active[~ok]] = r
+            active, r = active[ok], 2 * r
+        pending = start_idx[hi[start_idx] - lo[start_idx] > 1]
+        while pending.size:  # bisection, inputs grouped by the radius they test
+            mid = (lo[pending] + hi[pending]) // 2
+            for m in np.unique(mid):
+                group = pending[mid == m]
+                ok = decide(group, *cell(int(m)))
+                lo[group[ok]] = m
+                hi[group[~ok]] = m
+            pending = pending[hi[pending] - lo[pending] > 1]
+        radius[start_idx] = lo[start_idx]
         return radius
 
     certified0 = np.flatnonzero(base)
     if kind == "ra":
-        out = search(lambda r: [(r, 0)], certified0)
+        out = search_1d(lambda r: (r, 0), certified0)
     elif kind == "rd":
-        out = search(lambda r: [(0, r)], certified0)
+        out = search_1d(lambda r: (0, r), certified0)
     elif kind == "l0":
-        out = search(lambda r: [(a, r - a) for a in range(r + 1)], certified0)
+        # The l0 radius is at most the ra- and the rd-radius (cells (r, 0), (0, r) are in the
+        # l0 ball); every radius r tests all r + 1 cells with ra + rd = r, in turn.
+        bound = np.minimum(search_1d(lambda r: (r, 0), certified0),
+                           search_1d(lambda r: (0, r), certified0))
+        top = int(bound.max(initial=0)) + 1
+        work = (top + 1) ** 4 / 24.0
+        if work > MAX_L0_SEARCH_WORK:
+            raise ValueError(f"the l0 search up to radius {top} (bounded by the ra and rd "
+                             f"radii) would take about {work:.2g} operations, above the limit "
+                             f"MAX_L0_SEARCH_WORK={MAX_L0_SEARCH_WORK:.0e} "
+                             "(certlab.smoothing.certificate): refused up front")
+        out = np.full(low_flat.shape[0], -1, dtype=np.int64)
+        out[certified0] = 0
+        active, r = certified0, 0
+        while active.size:
+            r += 1
+            ok = bound[active] >= r
+            for ra in range(r + 1):
+                sub = np.flatnonzero(ok)
+                if sub.size == 0:
+                    break
+                ok[sub] = decide(active[sub], ra, r - ra)
+            active = active[ok]
+            out[active] = r
     else:
-        ra_max = search(lambda r: [(r, 0)], certified0)
+        ra_max = search_1d(lambda r: (r, 0), certified0)
         if max_ra is None:
             max_ra = max(int(ra_max.max(initial=-1)), 0)
-        max_ra = check_nonnegative_int(max_ra, "max_ra")
+        _check_grid_size(low_flat.shape[0] * (max_ra + 1), 8,
+                         f"the frontier of {low_flat.shape[0]} inputs x {max_ra + 1} radii")
         out = np.full((low_flat.shape[0], max_ra + 1), -1, dtype=np.int64)
         for ra in range(max_ra + 1):
             start = np.flatnonzero(ra_max >= ra)
             if start.size == 0:
                 break
-            out[:, ra] = search(lambda r, ra=ra: [(ra, r)], start)
+            out[:, ra] = search_1d(lambda r, ra=ra: (ra, r), start)
         return out.reshape(*shape, max_ra + 1)
     out = out.reshape(shape)
     return int(out) if out.ndim == 0 else out

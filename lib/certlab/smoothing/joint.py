@@ -17,6 +17,7 @@ brute-force enumeration).
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from functools import lru_cache
 
@@ -24,11 +25,12 @@ import numpy as np
 
 from certlab.smoothing.certificate import DEFAULT_MARGIN, _check_margin, _validated_bounds
 from certlab.smoothing.regions import (LikelihoodRatioRegions, _binary_regions_cached,
-                                       _scalar_probability, sorted_regions,
+                                       _format_count, _scalar_probability, sorted_regions,
                                        worst_case_probability)
 from certlab.utils import check_nonnegative_int, check_probability
 
 __all__ = [
+    "MAX_JOINT_REGIONS",
     "BinaryBlock",
     "joint_regions",
     "rho_lower_joint",
@@ -66,12 +68,26 @@ class BinaryBlock:
         return (self.p_plus, self.p_minus, self.ra, self.rd)
 
 
+#: Largest number of product regions of a joint certificate (``48 + 16 * n_blocks`` bytes
+#: each while they are built and sorted: well below 1 GiB and a few seconds at the limit).
+MAX_JOINT_REGIONS = 2 * 10**6
+
+
 def _check_blocks(blocks) -> tuple[BinaryBlock, ...]:
     if len(blocks) == 0:
         raise ValueError("at least one BinaryBlock is needed")
     for i, block in enumerate(blocks):
         if not isinstance(block, BinaryBlock):
             raise TypeError(f"blocks[{i}] must be a BinaryBlock, got {type(block).__name__}")
+    n_regions = math.prod(b.ra + b.rd + 1 for b in blocks)
+    if n_regions > MAX_JOINT_REGIONS:
+        budgets = [(b.ra, b.rd) for b in blocks[:8]]
+        raise ValueError(f"{len(blocks)} blocks with budgets (ra, rd) {budgets}"
+                         f"{' ...' if len(blocks) > 8 else ''} give up to "
+                         f"{_format_count(n_regions)} product regions (about "
+                         f"{_format_count(n_regions * (48 + 16 * len(blocks)))} bytes), above "
+                         f"the limit MAX_JOINT_REGIONS={MAX_JOINT_REGIONS:.0e} "
+                         "(certlab.smoothing.joint): refused up front")
     return tuple(blocks)
 
 

@@ -37,6 +37,8 @@ from tqdm import tqdm
 from certlab.smoothing.sampling import (
     SparseNoise,
     attributes_to_torch,
+    _check_edge_index,
+    _check_finite_attributes,
     _check_noise,
     batch_edge_index,
     binary_matrix_index,
@@ -167,6 +169,14 @@ def smoothing_bounds(counts_selection: Any, counts_estimation: Any, alpha: float
     for arr, name in ((sel, "counts_selection"), (est, "counts_estimation")):
         if not np.issubdtype(arr.dtype, np.integer) or (arr.size and arr.min() < 0):
             raise ValueError(f"{name} must hold non-negative integers")
+    if sel.shape[0] == 0:
+        raise ValueError("counts_selection and counts_estimation are empty (m = 0 inputs, "
+                         f"shape {sel.shape}): there is nothing to bound")
+    for arr, name, size, size_name in ((sel, "counts_selection", n0, "n0"),
+                                       (est, "counts_estimation", n, "n")):
+        if size is None and int(arr.sum(1).max()) == 0:
+            raise ValueError(f"{name} holds no votes (every row adds up to 0); {size_name} is "
+                             "taken from the row sums when not passed, and must be positive")
     n0 = int(sel.sum(1).max(initial=0)) if n0 is None else n0
     n = int(est.sum(1).max(initial=0)) if n is None else n
     n0, n, alpha = _check_sample_sizes(n0, n, alpha)
@@ -225,13 +235,31 @@ def sample_votes(forward: Callable[[int], torch.Tensor], n_inputs: int, n_sample
         while done < n_samples:
             b = min(batch_size, n_samples - done)
             out = forward(b)
+            if not isinstance(out, torch.Tensor):
+                raise TypeError(f"the model must return a torch.Tensor of logits or labels, "
+                                f"got {type(out).__name__}")
+            if out.is_floating_point() or out.is_complex():
+                bad = ~torch.isfinite(out)
+                if bool(bad.any()):
+                    raise ValueError(
+                        f"the model returned non-finite outputs (NaN or inf) for "
+                        f"{int(bad.any(dim=-1).sum()) if out.dim() == 2 else int(bad.sum())} "
+                        f"of {out.shape[0]} noisy inputs: its votes are meaningless, so no "
+                        f"smoothed prediction or bound is given (check the model and its input)")
             if out.dim() == 2:
                 n_classes = n_classes or int(out.shape[1])
                 pred = out.argmax(dim=1)
-            else:
+            elif out.dim() == 1:
                 if n_classes is None:
                     raise ValueError("n_classes is needed when forward returns labels")
+                if out.is_floating_point() and not bool((out == out.round()).all()):
+                    raise ValueError("the model returned non-integer labels "
+                                     f"(e.g. {out[out != out.round()][:3].tolist()}); return "
+                                     "(b * m, C) logits or integer class ids")
                 pred = out.long()
+            else:
+                raise ValueError(f"forward({b}) must return (b * m, C) logits or (b * m,) "
+                                 f"labels, got shape {tuple(out.shape)}")
             if pred.numel() != b * n_inputs:
                 raise ValueError(f"forward({b}) returned {pred.numel()} predictions, "
                                  f"expected {b * n_inputs}")
@@ -308,12 +336,13 @@ def smooth_nodes(model: nn.Module, attr: Any, edge_index: Any, *,
         num_nodes = attr_index.n_rows
     else:
         x_clean = attributes_to_torch(attr, dev)
+        _check_finite_attributes(x_clean, "attr")
         num_nodes = int(x_clean.shape[0])
     if sp.issparse(edge_index):
         pairs = undirected_pairs(edge_index, num_nodes)
         ei_clean = pairs_to_edge_index(pairs, num_nodes).to(dev)
     else:
-        ei_clean = torch.as_tensor(edge_index).long().to(dev)
+        ei_clean = _check_edge_index(edge_index, num_nodes, "edge_index").to(dev)
         pairs = undirected_pairs(ei_clean.cpu(), num_nodes) if graph_noise is not None else None
     cache: dict[tuple[str, int], torch.Tensor] = {}
 
@@ -364,10 +393,13 @@ def smooth_graphs(model: nn.Module, graphs: Sequence[Any], *,
         raise ValueError("graphs must not be empty")
     dev, gen = _prepare(model, device, seed)
     items = []
-    for g in graphs:
+    for i, g in enumerate(graphs):
         x = torch.as_tensor(g.x).float()
+        if x.dim() != 2:
+            raise ValueError(f"graphs[{i}].x must have shape (n_i, d), got {tuple(x.shape)}")
+        _check_finite_attributes(x, f"graphs[{i}].x")
         num_nodes = int(x.shape[0])
-        ei = torch.as_tensor(g.edge_index).long()
+        ei = _check_edge_index(g.edge_index, num_nodes, f"graphs[{i}].edge_index")
         items.append({
             "n": num_nodes, "x": x.to(dev), "ei": ei.to(dev),
             "x_index": binary_matrix_index(x, "graph.x") if attr_noise is not None else None,

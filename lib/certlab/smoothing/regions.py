@@ -52,6 +52,8 @@ from scipy import stats
 from certlab.utils import check_nonnegative_int, check_probability
 
 __all__ = [
+    "MAX_RADIUS",
+    "MAX_CONVOLUTION_WORK",
     "LikelihoodRatioRegions",
     "binomial_pmf",
     "binary_regions",
@@ -69,6 +71,47 @@ def _scalar_probability(value, name: str) -> float:
     return float(arr)
 
 
+#: Largest ``ra + rd`` (regions of one cell) accepted: tables of ``ra + rd + 1`` masses.
+MAX_RADIUS = 1_000_000
+#: Largest ``(ra + 1) * (rd + 1)``: the cost of the exact convolution of the two binomial
+#: pmfs that gives the region masses (about one second of CPU time at the limit).
+MAX_CONVOLUTION_WORK = 10**9
+
+
+def _format_count(value) -> str:
+    """A (possibly astronomically large) count or size for error messages."""
+    return f"{float(value):.3g}" if value < 1e300 else "more than 1e300"
+
+
+def _check_radius_work(ra: int, rd: int) -> None:
+    """Refuse a cell whose region tables are too large to build (limits named)."""
+    if ra + rd > MAX_RADIUS:
+        raise ValueError(f"ra + rd = {ra + rd} is above the limit MAX_RADIUS={MAX_RADIUS} "
+                         "(certlab.smoothing.regions): refused up front")
+    if (ra + 1) * (rd + 1) > MAX_CONVOLUTION_WORK:
+        raise ValueError(f"(ra + 1) * (rd + 1) = {_format_count((ra + 1) * (rd + 1))} is above "
+                         "the limit "
+                         f"MAX_CONVOLUTION_WORK={MAX_CONVOLUTION_WORK:.0e} of the exact region "
+                         "masses (certlab.smoothing.regions): refused up front")
+
+
+def _binomial_coefficients(n: int) -> np.ndarray:
+    """``C(n, j)``, ``j = 0..n``, correctly rounded, ``inf`` where above ``2**1000``.
+
+    Exact integers are carried from both ends (the coefficients are symmetric and unimodal)
+    only while they stay below ``2**1000``: at most a few hundred steps for large ``n``, so the
+    cost is ``O(n)`` instead of the ``O(n^2)`` bit operations of the full integer sequence.
+    """
+    coef = np.full(n + 1, np.inf)
+    c = 1
+    for j in range(n // 2 + 1):
+        if c >= 2**1000:
+            break
+        coef[j] = coef[n - j] = float(c)
+        c = c * (n - j) // (j + 1)
+    return coef
+
+
 @lru_cache(maxsize=4096)
 def _binomial_pmf_cached(n: int, p: float) -> np.ndarray:
     k = np.arange(n + 1, dtype=np.float64)
@@ -76,11 +119,7 @@ def _binomial_pmf_cached(n: int, p: float) -> np.ndarray:
     with np.errstate(under="ignore", over="ignore", divide="ignore", invalid="ignore"):
         # exact integer coefficients, correctly rounded (scipy.special.binom loses ~1e-13
         # relative accuracy above n = 150); inf where a double cannot hold them
-        coef = np.empty(n + 1)
-        c = 1
-        for j in range(n + 1):
-            coef[j] = float(c) if c < 2**1000 else np.inf
-            c = c * (n - j) // (j + 1)
+        coef = _binomial_coefficients(n)
         pk = np.power(p, k)
         qk = np.power(q, n - k)
         pmf = coef * pk * qk
@@ -198,6 +237,7 @@ def sorted_regions(px: np.ndarray, px_tilde: np.ndarray, labels: np.ndarray,
 @lru_cache(maxsize=65536)
 def _binary_regions_cached(p_plus: float, p_minus: float, ra: int, rd: int
                            ) -> LikelihoodRatioRegions:
+    _check_radius_work(ra, rd)
     # Masses of q = (#flips among the ra added coordinates) + (#flips among the rd deleted ones)
     px = np.convolve(_binomial_pmf_cached(ra, p_plus), _binomial_pmf_cached(rd, p_minus))
     px_tilde = np.convolve(_binomial_pmf_cached(ra, 1.0 - p_minus),

@@ -260,6 +260,34 @@ def undirected_pairs(edge_index: Any, num_nodes: int) -> torch.Tensor:
     return _row_offsets(n)[i] + (j - i - 1)
 
 
+def _check_finite_attributes(x: torch.Tensor, name: str) -> None:
+    """Refuse NaN/inf node attributes (dense or sparse torch tensor)."""
+    if x.layout == torch.strided:
+        values = x
+    else:
+        values = x._values() if x.layout == torch.sparse_coo else x.values()
+    if values.is_floating_point() and values.numel() and not bool(torch.isfinite(values).all()):
+        raise ValueError(f"{name} has NaN or infinite entries: a model's outputs on them are "
+                         "meaningless, so no prediction, vote or bound is made")
+
+
+def _check_edge_index(edge_index: Any, num_nodes: int, name: str) -> torch.Tensor:
+    """A ``(2, E)`` int64 tensor of node ids in ``[0, num_nodes)``; float or bool ids are
+    refused (never truncated)."""
+    ei = edge_index if isinstance(edge_index, torch.Tensor) else \
+        torch.as_tensor(np.asarray(edge_index))
+    if ei.is_floating_point() or ei.is_complex() or ei.dtype == torch.bool:
+        raise TypeError(f"{name} must hold integer node ids, got dtype {ei.dtype} (float ids "
+                        "are not truncated)")
+    if ei.dim() != 2 or ei.shape[0] != 2:
+        raise ValueError(f"{name} must have shape (2, E), got {tuple(ei.shape)}")
+    ei = ei.long()
+    if ei.numel() and (int(ei.min()) < 0 or int(ei.max()) >= num_nodes):
+        raise ValueError(f"{name} has node ids outside [0, {num_nodes}): min {int(ei.min())}, "
+                         f"max {int(ei.max())}")
+    return ei
+
+
 def pairs_to_edge_index(pairs: torch.Tensor, num_nodes: int) -> torch.Tensor:
     """Inverse of :func:`undirected_pairs` (one copy): ranks ``(m,)`` -> mirrored ``(2, 2m)``."""
     offsets = _row_offsets(num_nodes).to(pairs.device)
