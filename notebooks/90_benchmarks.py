@@ -34,10 +34,9 @@ device = "auto"  # unused here; every chapter takes it
 seed = 0  # unused here; every chapter takes it
 
 # %%
-from pathlib import Path
+from certlab.parameters import validate_chapter_parameters
 
-if not Path(results_dir).is_dir():
-    raise ValueError(f"results_dir {results_dir!r} is not a folder")
+validate_chapter_parameters("90_benchmarks", globals())
 
 # %%
 from certlab.benchmarking import load_records, records_table
