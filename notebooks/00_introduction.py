@@ -49,16 +49,9 @@ device = "auto"  # "auto" picks CUDA when present
 seed = 0
 
 # %% tags=["remove-cell"]
-from certlab.utils import check_nonnegative_int, check_probability, resolve_device
+from certlab.parameters import validate_chapter_parameters
 
-check_nonnegative_int(n_samples, "n_samples")
-check_nonnegative_int(n_repeats, "n_repeats")
-check_nonnegative_int(seed, "seed")
-if n_samples < 1 or n_repeats < 1:
-    raise ValueError("n_samples and n_repeats must be at least 1")
-check_probability(true_p, "true_p")
-check_probability(alpha, "alpha", open_low=True, open_high=True)
-device = resolve_device(device)
+validate_chapter_parameters("00_introduction", globals())
 
 # %% tags=["hide-input"]
 import matplotlib.pyplot as plt

@@ -65,22 +65,9 @@ device = "auto"  # unused by this chapter (no model); kept for a uniform interfa
 seed = 0
 
 # %%
-from certlab.utils import check_nonnegative_int, check_probability, resolve_device
+from certlab.parameters import validate_chapter_parameters
 
-for _name in ("p_plus", "p_minus", "p_lower", "dense_p"):
-    check_probability(globals()[_name], _name)
-for _name in ("ra", "rd", "toy_dim", "max_radius", "seed"):
-    check_nonnegative_int(globals()[_name], _name)
-if not 2 <= toy_dim <= 12:
-    raise ValueError(f"toy_dim must lie in 2..12 (2**toy_dim outcomes are enumerated), "
-                     f"got {toy_dim}")
-if ra > toy_dim - toy_dim // 2 or rd > toy_dim // 2:
-    raise ValueError(f"the toy input has {toy_dim // 2} ones and {toy_dim - toy_dim // 2} "
-                     f"zeros: rd <= {toy_dim // 2} and ra <= {toy_dim - toy_dim // 2} needed, "
-                     f"got ra={ra}, rd={rd}")
-if max_radius < 1:
-    raise ValueError(f"max_radius must be at least 1, got {max_radius}")
-device = resolve_device(device)
+validate_chapter_parameters("11_smoothing_certificate", globals())
 
 # %%
 import json

@@ -67,29 +67,9 @@ device = "auto"  # "auto" picks CUDA when present
 seed = 0
 
 # %%
-from certlab.utils import check_nonnegative_int, check_probability, resolve_device
+from certlab.parameters import validate_chapter_parameters
 
-if not isinstance(dataset, str):
-    raise TypeError(f"dataset must be a string, got {dataset!r}")
-if not isinstance(models, (list, tuple)) or not models \
-        or not all(isinstance(m, str) for m in models):
-    raise ValueError(f"models must be a non-empty list of model names, got {models!r}")
-for _name in ("attr_p_plus", "attr_p_minus", "graph_p_plus", "graph_p_minus", "dense_p"):
-    check_probability(globals()[_name], _name)
-check_probability(alpha, "alpha", open_low=True, open_high=True)
-for _name in ("n0", "n", "batch_size", "max_epochs", "patience", "n_per_class",
-              "n_val_per_class", "max_ra", "max_rd", "seed"):
-    check_nonnegative_int(globals()[_name], _name)
-for _name in ("n", "n0", "batch_size", "max_epochs", "patience", "n_per_class"):
-    if globals()[_name] < 1:
-        raise ValueError(f"{_name} must be at least 1, got {globals()[_name]}")
-if n0 > n:
-    raise ValueError(f"n0 ({n0}) must not exceed n ({n})")
-if not (isinstance(lr, float) and lr > 0 and isinstance(weight_decay, float)
-        and weight_decay >= 0):
-    raise ValueError(f"lr must be a positive float and weight_decay a non-negative float, "
-                     f"got {lr!r}, {weight_decay!r}")
-device = resolve_device(device)
+validate_chapter_parameters("12_smoothing_node_classification", globals())
 
 # %%
 import matplotlib.pyplot as plt

@@ -55,23 +55,9 @@ device = "auto"  # "auto" picks CUDA when present
 seed = 0
 
 # %%
-from certlab.utils import check_nonnegative_int, check_probability, resolve_device
+from certlab.parameters import validate_chapter_parameters
 
-if not isinstance(tu_dataset, str):
-    raise TypeError(f"tu_dataset must be a string, got {tu_dataset!r}")
-for _name in ("graph_p_plus", "graph_p_minus", "mnist_p_plus", "mnist_p_minus", "mnist_dense_p"):
-    check_probability(globals()[_name], _name)
-check_probability(alpha, "alpha", open_low=True, open_high=True)
-for _name in ("gin_epochs", "mnist_train_images", "mnist_test_images", "mnist_epochs", "n0",
-              "n", "batch_size", "max_radius", "seed"):
-    check_nonnegative_int(globals()[_name], _name)
-    if _name != "seed" and globals()[_name] < 1:
-        raise ValueError(f"{_name} must be at least 1, got {globals()[_name]}")
-if n0 > n:
-    raise ValueError(f"n0 ({n0}) must not exceed n ({n})")
-if not (isinstance(lr, float) and lr > 0):
-    raise ValueError(f"lr must be a positive float, got {lr!r}")
-device = resolve_device(device)
+validate_chapter_parameters("13_smoothing_beyond_nodes", globals())
 
 # %%
 import matplotlib.pyplot as plt

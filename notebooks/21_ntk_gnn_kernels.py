@@ -56,29 +56,9 @@ device = "auto"  # the finite-width NTKs are small; "auto" picks CUDA when prese
 seed = 0
 
 # %%
-from certlab.utils import check_nonnegative_int, resolve_device
+from certlab.parameters import validate_chapter_parameters
 
-for _name, _value in [("n_csbm", n_csbm), ("n_seeds", n_seeds), ("depth", depth),
-                      ("convergence_nodes", convergence_nodes),
-                      ("n_init_seeds", n_init_seeds), ("seed", seed)]:
-    check_nonnegative_int(_value, _name)
-if n_csbm < 50:
-    raise ValueError(f"n_csbm must be >= 50 (20 + 20 labeled nodes and a test set), got {n_csbm}")
-if n_seeds < 1 or n_init_seeds < 1 or depth < 1:
-    raise ValueError("n_seeds, n_init_seeds and depth must be at least 1")
-if convergence_nodes < 4:
-    raise ValueError(f"convergence_nodes must be >= 4, got {convergence_nodes}")
-if real_graph not in ("cora_ml", "citeseer"):
-    raise ValueError(f"real_graph must be 'cora_ml' or 'citeseer', got {real_graph!r}")
-if svm_C not in ("paper", "cv"):
-    raise ValueError(f"svm_C must be 'paper' or 'cv', got {svm_C!r}")
-if not isinstance(widths, (list, tuple)) or len(widths) < 2:
-    raise ValueError(f"widths must be a list of at least two widths, got {widths!r}")
-for _w in widths:
-    check_nonnegative_int(_w, "widths[i]")
-    if _w < 1:
-        raise ValueError(f"every width must be >= 1, got {widths!r}")
-device = resolve_device(device)
+validate_chapter_parameters("21_ntk_gnn_kernels", globals())
 
 # %%
 import matplotlib.pyplot as plt

@@ -80,41 +80,9 @@ device = "auto"  # everything here runs on the CPU (kernels and MILPs)
 seed = 0
 
 # %%
-from certlab.utils import check_nonnegative_int, check_probability, resolve_device
+from certlab.parameters import validate_chapter_parameters
 
-for _name, _value in [("n_csbm", n_csbm), ("n_seeds", n_seeds), ("max_flips", max_flips),
-                      ("collective_seeds", collective_seeds),
-                      ("n_collective_nodes", n_collective_nodes),
-                      ("n_milp_nodes", n_milp_nodes), ("seed", seed),
-                      ("multiclass_per_class", multiclass_per_class),
-                      ("multiclass_max_flips", multiclass_max_flips),
-                      ("multiclass_milp_per_class", multiclass_milp_per_class),
-                      ("n_multiclass_milp_nodes", n_multiclass_milp_nodes)]:
-    check_nonnegative_int(_value, _name)
-if not isinstance(milp_budgets, (list, tuple)) or not milp_budgets:
-    raise ValueError(f"milp_budgets must be a non-empty list of budgets, got {milp_budgets!r}")
-for _b in milp_budgets:
-    check_nonnegative_int(_b, "milp_budgets[i]")
-    if not 1 <= _b <= 20:
-        raise ValueError(f"every MILP budget must lie in [1, 20], got {milp_budgets!r}")
-if n_csbm < 50:
-    raise ValueError(f"n_csbm must be >= 50 (40 labeled nodes and a test set), got {n_csbm}")
-if n_seeds < 1 or max_flips < 1 or n_collective_nodes < 1:
-    raise ValueError("n_seeds, max_flips and n_collective_nodes must be at least 1")
-if max_flips > 20:
-    raise ValueError(f"max_flips must be <= 20 (the real graph has 20 labels), got {max_flips}")
-if real_graph not in ("cora_ml", "citeseer"):
-    raise ValueError(f"real_graph must be 'cora_ml' or 'citeseer', got {real_graph!r}")
-if not isinstance(citeseer_table, bool):
-    raise TypeError(f"citeseer_table must be True or False, got {citeseer_table!r}")
-if multiclass_per_class < 2 or multiclass_milp_per_class < 2:
-    raise ValueError("multiclass_per_class and multiclass_milp_per_class must be >= 2 "
-                     "(one training and one validation label per class at least)")
-if not 1 <= multiclass_max_flips <= 7 * multiclass_per_class:
-    raise ValueError(f"multiclass_max_flips must lie in [1, 7 * multiclass_per_class], got "
-                     f"{multiclass_max_flips}")
-check_probability(collective_max_fraction, "collective_max_fraction", open_low=True)
-device = resolve_device(device)
+validate_chapter_parameters("22_label_flip_certificates", globals())
 
 # %%
 import time

@@ -73,32 +73,9 @@ device = "auto"  # everything here runs on the CPU (numpy); kept for the common 
 seed = 0
 
 # %%
-from certlab.utils import check_nonnegative_int, resolve_device
+from certlab.parameters import validate_chapter_parameters
 
-for _name, _value in [("n_train", n_train), ("n_test", n_test), ("n_components", n_components),
-                      ("milp_train", milp_train), ("milp_test", milp_test), ("seed", seed)]:
-    check_nonnegative_int(_value, _name)
-if 0 < n_train < 10:
-    raise ValueError(f"n_train must be 0 (all) or >= 10, got {n_train}")
-if not isinstance(n_parts, (list, tuple)) or not n_parts:
-    raise ValueError(f"n_parts must be a non-empty list of partition counts, got {n_parts!r}")
-for _p in n_parts:
-    check_nonnegative_int(_p, "n_parts[i]")
-    if _p < 1 or (n_train and _p > n_train):
-        raise ValueError(f"every entry of n_parts must lie in [1, n_train = {n_train}], "
-                         f"got {_p}")
-for _name, _value in [("ridge_binary", ridge_binary), ("ridge_mnist", ridge_mnist)]:
-    if not isinstance(_value, (int, float)) or not _value > 0:
-        raise ValueError(f"{_name} must be a positive number, got {_value!r}")
-if not isinstance(ridge_sweep, (list, tuple)) or not all(
-        isinstance(r, (int, float)) and r > 0 for r in ridge_sweep):
-    raise ValueError(f"ridge_sweep must be a list of positive numbers, got {ridge_sweep!r}")
-if not 4 <= milp_train <= 60:
-    raise ValueError(f"milp_train must lie in [4, 60] (MILP size), got {milp_train}")
-if milp_test < 1:
-    raise ValueError(f"milp_test must be >= 1, got {milp_test}")
-device = resolve_device(device)
-n_parts = sorted(set(int(p) for p in n_parts))
+validate_chapter_parameters("31_ensemble_certificates", globals())
 
 # %%
 import time

@@ -55,20 +55,9 @@ device = "auto"  # "auto" picks CUDA when present (the chapter runs on the CPU a
 seed = 0
 
 # %%
-from certlab.utils import check_nonnegative_int, resolve_device
+from certlab.parameters import validate_chapter_parameters
 
-for _name in ("n_train", "epochs", "n_images", "n_verify", "bab_iterations", "seed"):
-    check_nonnegative_int(globals()[_name], _name)
-if n_train < 100 or n_images < 1 or n_verify < 1 or epochs < 1:
-    raise ValueError("n_train must be at least 100 and epochs, n_images, n_verify at least 1")
-for _name in ("train_eps", "eps"):
-    if not isinstance(globals()[_name], (int, float)) or not 0 <= globals()[_name] <= 1:
-        raise ValueError(f"{_name} must be a number in [0, 1], got {globals()[_name]!r}")
-if not isinstance(timeout, (int, float)) or timeout <= 0:
-    raise ValueError(f"timeout must be a positive number of seconds, got {timeout!r}")
-if not hidden or any(not isinstance(h, int) or h < 1 for h in hidden):
-    raise ValueError(f"hidden must be a non-empty list of positive ints, got {hidden!r}")
-device = resolve_device(device)
+validate_chapter_parameters("41_bounds_and_bab", globals())
 
 # %%
 import time

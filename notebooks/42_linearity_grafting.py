@@ -77,40 +77,9 @@ device = "auto"  # "auto" picks CUDA when present
 seed = 0
 
 # %%
-from certlab.utils import check_nonnegative_int, check_probability, resolve_device
+from certlab.parameters import validate_chapter_parameters
 
-if architecture not in ("mlp", "small_cnn", "convbig"):
-    raise ValueError(f"architecture must be 'mlp', 'small_cnn' or 'convbig', got "
-                     f"{architecture!r}")
-if architecture == "convbig" and image_size != 28:
-    raise ValueError("the convbig architecture needs image_size = 28")
-if image_size not in (7, 14, 28):
-    raise ValueError(f"image_size must be 28, 14 or 7 (2x2 or 4x4 pooling), got {image_size}")
-for _list_name in ("channels", "mlp_hidden"):
-    _list = globals()[_list_name]
-    if not isinstance(_list, (list, tuple)) or not _list:
-        raise ValueError(f"{_list_name} must be a non-empty list of ints, got {_list!r}")
-    for _i, _value in enumerate(_list):
-        check_nonnegative_int(_value, f"{_list_name}[{_i}]")
-for _name in ("hidden", "n_train", "epochs", "finetune_epochs", "batch_size",
-              "n_significance", "n_instability", "n_test", "attack_steps", "attack_restarts",
-              "n_verify", "seed"):
-    check_nonnegative_int(globals()[_name], _name)
-if min(n_train, epochs, batch_size, n_significance, n_instability, n_test, n_verify,
-       attack_restarts, hidden, *channels, *mlp_hidden) < 1:
-    raise ValueError("sizes, counts and epochs must be at least 1")
-if n_verify > n_test or n_significance > n_train:
-    raise ValueError("need n_verify <= n_test and n_significance <= n_train")
-if n_test + n_instability > 10000:
-    raise ValueError("n_test + n_instability must not exceed the 10000 MNIST test images")
-if not 0 < eps < 1 or not timeout > 0 or not lr > 0:
-    raise ValueError(f"need 0 < eps < 1, timeout > 0 and lr > 0, got {eps}, {timeout}, {lr}")
-check_probability(eps_warmup, "eps_warmup")
-for _f in fractions:
-    check_probability(_f, "fractions")
-if 0.5 not in fractions:
-    raise ValueError("fractions must contain 0.5 (the paper's main setting)")
-device = resolve_device(device)
+validate_chapter_parameters("42_linearity_grafting", globals())
 
 # %%
 import time

@@ -29,7 +29,8 @@ def test_environment_yml_agrees_with_the_lock_file():
         if name == "torch":
             continue
         assert lock.get(name) == version, f"{name}: environment.yml {version}, lock {lock.get(name)}"
-    for needed in ("jupyter-book", "torch-geometric", "ortools", "nbval", "papermill", "jupytext"):
+    for needed in ("jupyter-book", "torch-geometric", "ortools", "nbval", "papermill", "jupytext",
+                   "dask", "distributed"):
         assert needed in {r.split("==")[0].lower() for r in pip_section}
 
 

@@ -1,11 +1,20 @@
-"""The papermill runner: parameter validation, parameterized runs with provenance."""
+"""The papermill runner: parameter validation, parameterized runs with provenance, records,
+refusals of bad output folders and time-outs, and clean stops on SIGINT / SIGTERM."""
 
 import json
+import os
+import signal
+import subprocess
+import sys
 import textwrap
+import time
+from pathlib import Path
 
 import pytest
 
-from certlab.run import ParameterError, chapter_defaults, main, parse_parameters
+import certlab.run
+from certlab.run import (ParameterError, chapter_defaults, check_parameters, main,
+                         parse_parameters, run_chapter)
 
 CHAPTER = textwrap.dedent('''\
     # %% tags=["parameters"]
@@ -21,6 +30,11 @@ CHAPTER = textwrap.dedent('''\
     if fail:
         raise RuntimeError("asked to fail")
     print(dataset, n_samples * rate)
+
+    # %%
+    from certlab.records import save_record
+
+    save_record({"product": n_samples * rate, "dataset": dataset})
     ''')
 
 
@@ -72,7 +86,126 @@ def test_parameterized_run_writes_results_with_provenance(chapter, tmp_path):
     executed = (out / "toy.ipynb").read_text()
     assert "cora_ml 2.0" in executed
     assert not chapter.with_suffix(".ipynb").exists()  # the paired notebook is untouched
+    saved = json.loads((out / "record.json").read_text())
+    assert saved["values"] == {"product": 2.0, "dataset": "cora_ml"}
+    assert saved["parameters"]["n_samples"] == 4 and saved["lib_hash"] == record["lib_hash"]
+    assert sorted(p.name for p in out.parent.iterdir()) == ["toy-run"]  # no staging debris
     # a failing run leaves nothing behind
     failed = tmp_path / "results" / "toy-failed"
     assert main([str(chapter), "-p", "fail", "True", "--out", str(failed)]) == 1
     assert not failed.exists() or not any(failed.iterdir())
+
+
+def test_duplicate_parameter_is_refused(chapter, tmp_path, capsys):
+    with pytest.raises(ParameterError, match="'n_samples' given twice .*-p n_samples 3 and "
+                                             "-p n_samples 4"):
+        parse_parameters(chapter, [("n_samples", "3"), ("n_samples", "4")])
+    out = tmp_path / "dup"
+    assert main([str(chapter), "-p", "n_samples", "3", "-p", "n_samples", "4",
+                 "--out", str(out)]) == 2
+    assert "given twice" in capsys.readouterr().err and not out.exists()
+
+
+@pytest.mark.parametrize("value", ["-5", "0", "abc", "1.5"])
+def test_bad_timeout_is_refused(chapter, tmp_path, capsys, value):
+    with pytest.raises(SystemExit) as exc:
+        main([str(chapter), "--timeout", value, "--out", str(tmp_path / "t")])
+    assert exc.value.code == 2
+    assert "--timeout: must be a positive whole number of seconds" in capsys.readouterr().err
+    with pytest.raises(ValueError, match="timeout_s must be a positive number"):
+        run_chapter(chapter, timeout_s=-5)
+
+
+def test_out_that_is_a_file_or_unwritable_is_refused_before_running(chapter, tmp_path,
+                                                                     capsys, monkeypatch):
+    a_file = tmp_path / "a_file"
+    a_file.write_text("keep me")
+    assert main([str(chapter), "--out", str(a_file)]) == 2
+    assert f"--out {a_file}: is a file, not a folder" in capsys.readouterr().err
+    assert main([str(chapter), "--out", str(a_file / "sub" / "run")]) == 2
+    assert "is a file, not a folder" in capsys.readouterr().err
+    assert a_file.read_text() == "keep me"
+    full = tmp_path / "full"
+    (full / "x").mkdir(parents=True)
+    assert main([str(chapter), "--out", str(full)]) == 2
+    assert "exists and is not empty" in capsys.readouterr().err
+
+    def no_access(path, mode):  # as for a read-only folder (root ignores permission bits)
+        return False
+
+    monkeypatch.setattr(certlab.run.os, "access", no_access)
+    monkeypatch.setattr(certlab.run, "run_chapter", lambda *a, **k: pytest.fail("ran"))
+    assert main([str(chapter), "--out", str(tmp_path / "ro" / "run")]) == 2
+    assert "cannot write in" in capsys.readouterr().err
+    assert not (tmp_path / "ro").exists()
+
+
+def test_schema_is_checked_before_running(tmp_path, monkeypatch):
+    """A registered chapter's schema refuses bad values before anything executes."""
+    from certlab.chapters import CHAPTERS
+
+    chapter = next(c for c in CHAPTERS if c.stem == "12_smoothing_node_classification").path
+    monkeypatch.setattr(certlab.run, "_execute", lambda *a, **k: pytest.fail("executed"))
+    with pytest.raises(ParameterError, match=r"n0 \(500\) must not exceed n \(100\)"):
+        check_parameters(chapter, {"n0": 500})
+    with pytest.raises(ParameterError, match="'alpha' must be a probability|alpha must lie"):
+        parse_parameters(chapter, [("alpha", "0")])
+    assert main([str(chapter), "-p", "n0", "500", "--out", str(tmp_path / "x")]) == 2
+    assert not (tmp_path / "x").exists()
+
+
+SLOW_CHAPTER = textwrap.dedent('''\
+    # %% tags=["parameters"]
+    marker = ""
+    seconds = 60
+
+    # %%
+    import os
+    import time
+    from pathlib import Path
+
+    Path(marker).write_text(str(os.getpid()))
+    time.sleep(seconds)
+    print("finished")
+    ''')
+
+
+def _alive(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat") as fh:
+            return fh.read().split(")")[-1].split()[0] != "Z"
+    except FileNotFoundError:
+        return False
+
+
+@pytest.mark.parametrize("signum, code", [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
+def test_signal_stops_the_run_cleanly(tmp_path, signum, code):
+    chapter = tmp_path / "slow.py"
+    chapter.write_text(SLOW_CHAPTER)
+    marker, out, tmp = tmp_path / "kernel.pid", tmp_path / "results" / "run", tmp_path / "tmp"
+    tmp.mkdir()
+    env = {**os.environ, "TMPDIR": str(tmp),
+           "PYTHONPATH": str(Path(certlab.run.__file__).parents[1])}
+    proc = subprocess.Popen([sys.executable, "-m", "certlab.run", str(chapter), "-p", "marker",
+                             str(marker), "--out", str(out)], env=env, stderr=subprocess.PIPE,
+                            text=True)
+    try:
+        deadline = time.monotonic() + 120
+        while not marker.exists() or not marker.read_text():
+            assert proc.poll() is None, proc.stderr.read()
+            assert time.monotonic() < deadline, "the kernel never started"
+            time.sleep(0.2)
+        proc.send_signal(signum)
+        _, err = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == code, err
+    assert "stopped, nothing written" in err and "Traceback" not in err
+    assert not out.exists() and not out.parent.exists() or not any(out.parent.iterdir())
+    assert list(tmp.iterdir()) == []  # no certlab-run-* folder left behind
+    kernel = int(marker.read_text())
+    deadline = time.monotonic() + 20
+    while _alive(kernel) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert not _alive(kernel), "the kernel outlived the run"

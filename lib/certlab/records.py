@@ -1,0 +1,89 @@
+"""A chapter's key numbers, saved for the runners (``record.json``).
+
+A chapter calls :func:`save_record` with the numbers that matter (a certified accuracy, an
+average radius, a runtime), typically in its last cells::
+
+    from certlab.records import save_record
+
+    save_record({"certified_accuracy_rd1": float(acc[1]), "mean_max_rd": float(mean_rd)})
+
+When the chapter runs under ``python -m certlab.run`` or ``python -m certlab.sweep``, the
+runner points the environment variable ``CERTLAB_RECORD_PATH`` at a temporary file; the
+values are merged into it and end up, with the run's parameters and library hash, in the
+run's ``record.json``. In an interactive session or a book build (no such variable) nothing is
+written, but the values are still checked, so a chapter that saves something that JSON cannot
+hold fails in the book build too, not only in a sweep.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from .provenance import _jsonable, write_json
+
+__all__ = ["RECORD_ENV", "record_path", "save_record", "load_record"]
+
+#: The environment variable through which a runner tells the kernel where to save.
+RECORD_ENV = "CERTLAB_RECORD_PATH"
+
+
+def record_path() -> Path | None:
+    """Where :func:`save_record` writes in this process, or None (interactive run)."""
+    value = os.environ.get(RECORD_ENV)
+    return Path(value) if value else None
+
+
+def _check_value(key: str, value: Any) -> Any:
+    """JSON-ready copy of ``value`` (numpy scalars and arrays become Python numbers/lists);
+    refuses non-finite floats (a key number is never NaN) and non-JSON objects."""
+    if isinstance(value, Mapping):
+        return {str(k): _check_value(f"{key}.{k}", v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_check_value(f"{key}[{i}]", v) for i, v in enumerate(value)]
+    if value is None or isinstance(value, (bool, int, str)):
+        return value
+    if isinstance(value, float):
+        if not math.isfinite(value):
+            raise ValueError(f"record value {key!r} must be finite, got {value!r}")
+        return value
+    try:
+        converted = _jsonable(value)
+    except TypeError:
+        raise TypeError(f"record value {key!r} cannot be stored in JSON: "
+                        f"{type(value).__name__}") from None
+    return _check_value(key, converted)
+
+
+def save_record(values: Mapping[str, Any]) -> Path | None:
+    """Save a chapter's key numbers: merge ``values`` (name -> JSON-able value: numbers,
+    strings, bools, lists, dicts; numpy scalars and arrays are converted) into the run's
+    record. Returns the file written, or None in an interactive run (values still checked).
+
+    Raises ``TypeError`` (not a mapping, a key that is not a string, a value JSON cannot
+    hold) or ``ValueError`` (a NaN or infinite number), naming the key.
+    """
+    if not isinstance(values, Mapping):
+        raise TypeError(f"save_record takes a dict of name -> value, got "
+                        f"{type(values).__name__}")
+    clean = {}
+    for key, value in values.items():
+        if not isinstance(key, str) or not key:
+            raise TypeError(f"record keys must be non-empty strings, got {key!r}")
+        clean[key] = _check_value(key, value)
+    json.dumps(clean)
+    path = record_path()
+    if path is None:
+        return None
+    existing = json.loads(path.read_text()) if path.exists() else {}
+    return write_json(path, {**existing, **clean})
+
+
+def load_record(run_dir: str | os.PathLike) -> dict[str, Any]:
+    """The ``record.json`` of a run folder: ``{"chapter", "parameters", "lib_hash",
+    "values"}``."""
+    return json.loads((Path(run_dir) / "record.json").read_text())
