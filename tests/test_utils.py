@@ -57,3 +57,16 @@ def test_numeric_arrays_refuse_strings_ragged_and_non_numbers():
     assert np.isnan(as_float_array(float("nan"), "x"))
     with pytest.raises(ValueError, match=r"x must be finite.*inf"):
         check_finite([1.0, np.inf], "x")
+
+
+def test_seed_everything_requests_deterministic_algorithms_and_fixes_threads():
+    before = torch.get_num_threads()
+    try:
+        seed_everything(0, threads=1)
+        assert torch.are_deterministic_algorithms_enabled()
+        assert torch.get_num_threads() == 1
+    finally:
+        torch.use_deterministic_algorithms(False)
+        torch.set_num_threads(before)
+    with pytest.raises(ValueError, match="threads must be at least 1"):
+        seed_everything(0, threads=0)

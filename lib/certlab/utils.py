@@ -12,15 +12,26 @@ __all__ = ["seed_everything", "resolve_device", "as_float_array", "check_probabi
            "check_nonnegative_int", "check_finite"]
 
 
-def seed_everything(seed: int) -> np.random.Generator:
-    """Seed Python, NumPy and PyTorch (CPU and CUDA) and return a NumPy generator.
+def seed_everything(seed: int, *, threads: int | None = None) -> np.random.Generator:
+    """Seed Python, NumPy and PyTorch (CPU and CUDA), make PyTorch as deterministic as it
+    allows, and return a NumPy generator.
 
-    Deterministic algorithms are requested from PyTorch where it offers them without error.
+    * ``torch.use_deterministic_algorithms(True, warn_only=True)``: every operation that has
+      a deterministic implementation uses it (the few without one warn instead of failing);
+      ``CUBLAS_WORKSPACE_CONFIG`` is set for deterministic cuBLAS on GPUs.
+    * ``threads``: fixes PyTorch's intra-op thread count for the rest of the run, so that
+      parallel reductions split the same way whatever ``OMP_NUM_THREADS`` a machine sets.
+
+    Float results can still differ between CPUs with other instruction sets (AVX-512, AVX2,
+    SSE): the chapters check such results as claims, not digit by digit (``certlab.checks``).
     """
     check_nonnegative_int(seed, "seed")
+    if threads is not None and check_nonnegative_int(threads, "threads") < 1:
+        raise ValueError(f"threads must be at least 1, got {threads}")
     random.seed(seed)
     np.random.seed(seed % 2**32)
     os.environ.setdefault("PYTHONHASHSEED", str(seed))
+    os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
     try:
         import torch
     except ImportError:  # pragma: no cover - torch is part of the pinned stack
@@ -28,6 +39,9 @@ def seed_everything(seed: int) -> np.random.Generator:
     torch.manual_seed(seed)
     if torch.cuda.is_available():
         torch.cuda.manual_seed_all(seed)
+    torch.use_deterministic_algorithms(True, warn_only=True)
+    if threads is not None:
+        torch.set_num_threads(threads)
     return np.random.default_rng(seed)
 
 
