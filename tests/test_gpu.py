@@ -13,7 +13,8 @@ import pytest
 import torch
 from torch import nn
 
-pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA GPU here")
+pytestmark = [pytest.mark.gpu,
+              pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA GPU here")]
 
 
 def _small_graph(seed: int = 0):
