@@ -37,14 +37,16 @@ device = "auto"  # unused here; every chapter takes it
 seed = 0  # unused here; every chapter takes it
 
 # %% tags=["remove-cell"]
+from certlab.parameters import validate_chapter_parameters
+
+validate_chapter_parameters("90_benchmarks", globals())
+
+# %% tags=["remove-cell"]
 import os
 
 from IPython.display import Markdown, display
 
 from certlab.benchmarking import load_records, records_overview
-from certlab.parameters import validate_chapter_parameters
-
-validate_chapter_parameters("90_benchmarks", globals())
 
 records = load_records(results_dir)  # a ValueError names results_dir if it is not a folder
 
