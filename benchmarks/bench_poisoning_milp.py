@@ -9,7 +9,9 @@ feasibility MILPs for what is left. Every row records how many nodes each stage 
 Parts (each stops adding rows once ``--time-budget`` seconds have passed):
 
 1. ``by_C``: m = 20 labeled nodes (the paper's Cora-MLb size), C across the authors' range,
-   MILP per node vs batched enumeration on the same nodes, answers compared.
+   MILP per node vs batched enumeration on the same nodes, answers compared; plus the MILP
+   ALONE (presolve switched off, ``--node-limit`` nodes per solve) on the first nodes, to
+   show where the time goes.
 2. ``by_m``: m = 20, 40, 60, 100 (beyond the paper; enumeration only where it is small;
    ``--node-limit`` branch-and-bound nodes per solve, so a row may end inexact: see
    ``milp_exact``).
@@ -41,6 +43,7 @@ from certlab.ntk.paper import PAPER_C_CSBM  # noqa: E402
 from certlab.poisoning.certificates import min_label_flips  # noqa: E402
 from certlab.poisoning.enumeration import (clean_state, count_flip_sets,  # noqa: E402
                                            enumerate_collective_curve)
+from certlab.poisoning import milp  # noqa: E402
 from certlab.poisoning.milp import milp_collective_curve, milp_min_flips  # noqa: E402
 
 PAPER_GUROBI_S_PER_NODE = 19.0
@@ -88,7 +91,19 @@ def part_by_C(args, K, graph, start, rows):
         enum = min_label_flips(K_train, K_test, y, model="svm", C=C, max_flips=args.max_flips,
                                method="enumerate")
         enum_s = time.perf_counter() - t0
+        # the MILP alone (presolve off, node-limited), on the first nodes: where time goes
+        milp.USE_PRESOLVE = False
+        try:
+            n_alone = min(args.n_test_milp_alone, len(test))
+            a_flips, a_times, _, _, a_exact = _milp_per_node(
+                K_train, K_test[:n_alone], y, C, args.max_flips, node_limit=args.node_limit)
+        finally:
+            milp.USE_PRESOLVE = True
         rows.append({"m": 20, "C": C, "max_flips": args.max_flips, "n_test": len(test),
+                     "milp_alone_min_flips": a_flips, "milp_alone_exact": a_exact,
+                     "milp_alone_agree_where_exact": (not a_exact
+                                                      or a_flips == enum.tolist()[:n_alone]),
+                     "milp_alone_s_per_node": a_times,
                      "min_flips_milp": flips, "min_flips_enumerate": enum.tolist(),
                      "agree": flips == enum.tolist(), "milp_exact": exact,
                      "milp_median_s_per_node": statistics.median(times),
@@ -98,7 +113,8 @@ def part_by_C(args, K, graph, start, rows):
                      "decided_by": stages})
         print(f"[by_C] C={C:g} median {statistics.median(times):.3f} s/node (max "
               f"{max(times):.2f}) enum {enum_s / len(test):.3f} s/node agree="
-              f"{rows[-1]['agree']} {stages}", flush=True)
+              f"{rows[-1]['agree']} {stages}; MILP alone {np.round(a_times, 2).tolist()} s "
+              f"exact={a_exact}", flush=True)
 
 
 def part_by_m(args, K, graph, start, rows):
@@ -164,18 +180,20 @@ def main(argv=None) -> dict:
     parser.add_argument("--max-flips", type=int, default=10)
     parser.add_argument("--C-grid", type=float, nargs="+",
                         default=[0.001, 0.01, 0.075, 0.3, 1.0])
+    parser.add_argument("--n-test-milp-alone", type=int, default=2,
+                        help="nodes per C also solved by the MILP alone (presolve off)")
     parser.add_argument("--sizes", type=int, nargs="+", default=[20, 40, 60, 100])
     parser.add_argument("--C-scaling", type=float, nargs="+", default=[0.01, 0.075])
     parser.add_argument("--n-test-scaling", type=int, default=6)
     parser.add_argument("--max-flips-scaling", type=int, default=5)
-    parser.add_argument("--node-limit", type=int, default=5000,
-                        help="branch-and-bound nodes per MILP solve in the by_m part")
+    parser.add_argument("--node-limit", type=int, default=2000,
+                        help="branch-and-bound nodes per MILP solve (by_m, MILP alone)")
     parser.add_argument("--enumerate-limit", type=int, default=200_000)
     parser.add_argument("--n-test-collective", type=int, default=20)
     parser.add_argument("--C-collective", type=float, nargs="+", default=[PAPER_C_CSBM, 0.01])
     parser.add_argument("--collective-max-budget", type=int, default=20)
     parser.add_argument("--collective-check-budget", type=int, default=3)
-    parser.add_argument("--time-budget", type=float, default=840.0,
+    parser.add_argument("--time-budget", type=float, default=720.0,
                         help="stop adding rows once this many seconds have passed")
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args(argv)

@@ -275,10 +275,6 @@ class LabelFlipMILP:
         backend = SOLVER_BACKEND if backend is None else backend
         if backend not in _SOLVER_TYPES:
             raise ValueError(f"backend must be 'HIGHS' or 'SCIP', got {backend!r}")
-        if node_limit is not None and (isinstance(node_limit, bool) or not isinstance(
-                node_limit, (int, np.integer)) or node_limit < 1):
-            raise ValueError(f"node_limit must be a positive integer or None, got "
-                             f"{node_limit!r}")
         self.backend = backend
         self.K = K_train
         self.y = y
@@ -289,7 +285,7 @@ class LabelFlipMILP:
         self.m = K_train.shape[0]
         self.budget = budget
         self.time_limit = time_limit
-        self.node_limit = None if node_limit is None else int(node_limit)
+        self.node_limit = _check_node_limit(node_limit)
         self.lam = max(1.0, float(C)) if model == "svm" else 1.0
         row_sum = float(np.abs(K_train).sum(axis=1).max())
         #: False when float64 cannot resolve the KKT rows (huge C): answers are not used.
@@ -567,10 +563,13 @@ class _Row:
         return np.concatenate(out)
 
     def scores(self, labels: np.ndarray):
-        s = perturbed_scores(self.K_train, self.k, labels[None, :], self.n_classes,
-                             model=self.state["model"], C=self.state["C"], W=self.W,
-                             beta_warm=self.state.get("beta"))[0, 0]
-        return s
+        """Decision value(s) of this row after re-training on ``labels`` (NaN on failure)."""
+        try:
+            return perturbed_scores(self.K_train, self.k, labels[None, :], self.n_classes,
+                                    model=self.state["model"], C=self.state["C"], W=self.W,
+                                    beta_warm=self.state.get("beta"))[0, 0]
+        except (RuntimeError, np.linalg.LinAlgError):
+            return np.nan if self.n_classes == 2 else np.full(self.n_classes, np.nan)
 
 
 def _small_sets(row: _Row, max_size: int) -> dict:
@@ -602,6 +601,7 @@ def _small_sets(row: _Row, max_size: int) -> dict:
                 out["min_margin"], out["min_labels"] = float(marg[j]), labels[j].copy()
             if hit.size:
                 out["found"], out["witness"] = k, labels[hit[0]].copy()
+                out["witness_margin"] = float(marg[hit[0]])
                 return out
             for idx in np.argsort(marg)[:GREEDY_BEAM]:
                 best.append((float(marg[idx]), labels[idx].copy()))
@@ -833,8 +833,7 @@ def _decide_margin(row, K_train, y, n_classes, model, C, ridge, budget, time_lim
         return row.clean_margin, row.clean_margin, y.copy(), True, "not certified", "clean"
     small = _small_sets(row, budget)
     if small["found"] is not None:
-        marg = row.margins(small["witness"][None, :])
-        return (-math.inf, float(marg[0]), small["witness"], False, "not certified",
+        return (-math.inf, small["witness_margin"], small["witness"], False, "not certified",
                 "enumeration")
     best_margin, best_labels = small["min_margin"], small["min_labels"]
     if small["complete"] >= budget:  # every labelling within budget re-trained: exact
@@ -857,7 +856,7 @@ def _decide_margin(row, K_train, y, n_classes, model, C, ridge, budget, time_lim
             prob.margin_expr(row.coef, pred, rival) <= slack_raw / prob.lam)
         prob.add_margin_cut(row.coef, pred, rival)
         verdict, lab = _attack_search(prob, row, rival, small["complete"] + 1, budget, rec)
-        if verdict == "found":
+        if verdict == "found":  # _attack_search verified this margin by re-training
             marg = row.margins(lab[None, :])
             return -math.inf, float(marg[0]), lab, False, "not certified", "milp"
         if verdict == "unknown":
