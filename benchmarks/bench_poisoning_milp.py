@@ -118,8 +118,8 @@ def part_by_C(args, K, graph, start, rows):
 
 
 def part_by_m(args, K, graph, start, rows):
-    for m in args.sizes:
-        for C in args.C_scaling:
+    for C in args.C_scaling:  # C-major: every size at the first C before the next C
+        for m in args.sizes:
             if time.perf_counter() - start > args.time_budget:
                 return
             labeled, test = _split(graph, m, args.n_test_scaling, args.seed)
@@ -184,7 +184,7 @@ def main(argv=None) -> dict:
                         help="nodes per C also solved by the MILP alone (presolve off)")
     parser.add_argument("--sizes", type=int, nargs="+", default=[20, 40, 60, 100])
     parser.add_argument("--C-scaling", type=float, nargs="+", default=[0.01, 0.075])
-    parser.add_argument("--n-test-scaling", type=int, default=6)
+    parser.add_argument("--n-test-scaling", type=int, default=4)
     parser.add_argument("--max-flips-scaling", type=int, default=5)
     parser.add_argument("--node-limit", type=int, default=2000,
                         help="branch-and-bound nodes per MILP solve (by_m, MILP alone)")
@@ -193,7 +193,7 @@ def main(argv=None) -> dict:
     parser.add_argument("--C-collective", type=float, nargs="+", default=[PAPER_C_CSBM, 0.01])
     parser.add_argument("--collective-max-budget", type=int, default=20)
     parser.add_argument("--collective-check-budget", type=int, default=3)
-    parser.add_argument("--time-budget", type=float, default=720.0,
+    parser.add_argument("--time-budget", type=float, default=600.0,
                         help="stop adding rows once this many seconds have passed")
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args(argv)
@@ -202,8 +202,15 @@ def main(argv=None) -> dict:
     K = gnn_ntk(graph.adj, graph.features, "gcn")
     by_C, by_m = [], []
     part_by_C(args, K, graph, start, by_C)
+    _record(args, start, by_C, by_m, None)  # each part is saved as soon as it is done
     collective = part_collective(args, K, graph, start)
+    _record(args, start, by_C, by_m, collective)
     part_by_m(args, K, graph, start, by_m)
+    return _record(args, start, by_C, by_m, collective)
+
+
+def _record(args, start, by_C, by_m, collective) -> dict:
+    """Write the record of the parts measured so far."""
     medians = [r["milp_median_s_per_node"] for r in by_C]
     agree = all(r["agree"] for r in by_C) and all(r.get("agree", True) for r in by_m)
     if collective:

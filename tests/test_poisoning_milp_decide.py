@@ -174,3 +174,19 @@ def test_label_flip_milps_print_nothing(capfd, monkeypatch, backend):
     collective_flips(K, Kt, y, model="svm", C=1.0, budget=2, method="milp")
     out, _ = capfd.readouterr()
     assert out == ""
+
+
+def test_budget_one_reports_the_exact_worst_case():
+    """Budget 1 is settled by enumerating the m single flips: the reported worst case is the
+    brute-force minimum over the clean labelling and every single flip, certified or not."""
+    K, Kt, y = _instance(8, 5, 51)
+    C = 0.5
+    state = clean_state(K, Kt, y, 2, model="svm", C=C, ridge=None)
+    labels = np.concatenate([y[None, :], *iter_flipped_labelings(y, 2, 1)])
+    margins = perturbed_scores(K, Kt, labels, 2, model="svm", C=C) * state["prediction"]
+    certs = certify_samplewise(K, Kt, y, C=C, budget=1)
+    statuses = set()
+    for c in certs:
+        assert c.worst_case_margin == pytest.approx(float(margins[:, c.index].min()), abs=1e-9)
+        statuses.add(c.status)
+    assert statuses == {"certified", "not certified"}

@@ -599,9 +599,9 @@ def _small_sets(row: _Row, max_size: int) -> dict:
             j = int(np.argmin(marg))
             if marg[j] < out["min_margin"]:
                 out["min_margin"], out["min_labels"] = float(marg[j]), labels[j].copy()
-            if hit.size:
-                out["found"], out["witness"] = k, labels[hit[0]].copy()
-                out["witness_margin"] = float(marg[hit[0]])
+            if hit.size:  # the most damaging labelling of this batch (margin <= tie)
+                out["found"], out["witness"] = k, labels[j].copy()
+                out["witness_margin"] = float(marg[j])
                 return out
             for idx in np.argsort(marg)[:GREEDY_BEAM]:
                 best.append((float(marg[idx]), labels[idx].copy()))
