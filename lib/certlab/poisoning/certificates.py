@@ -30,7 +30,8 @@ import numpy as np
 
 from certlab.poisoning.enumeration import (clean_state, count_flip_sets, enumerate_collective,
                                            enumerate_collective_curve, enumerate_min_flips)
-from certlab.poisoning.milp import milp_collective, milp_min_flips, milp_worst_margin
+from certlab.poisoning.milp import (milp_collective, milp_collective_curve, milp_min_flips,
+                                   milp_worst_margin)
 from certlab.poisoning.validation import (validate_budget, validate_certificate_inputs,
                                           validate_model_parameters)
 
@@ -285,6 +286,10 @@ def collective_flips_curve(K_train: Any, K_test: Any, y_train: Any, *, model: st
     if method == "enumerate":
         return enumerate_collective_curve(K_train, K_test, y, n_classes, max_budget=max_budget,
                                           progress=progress, **kwargs)
+    if method == "milp":  # one chain of deciding MILPs, each budget seeded with the last
+        recs = milp_collective_curve(K_train, K_test, y, n_classes, max_budget=max_budget,
+                                     time_limit=_check_time_limit(time_limit), **kwargs)
+        return np.array([r["max_changed"] for r in recs], dtype=np.int64)
     return np.array([collective_flips(K_train, K_test, y, budget=k, method=method,
                                       time_limit=time_limit, **kwargs)
                      for k in range(max_budget + 1)], dtype=np.int64)
