@@ -190,3 +190,16 @@ def test_budget_one_reports_the_exact_worst_case():
         assert c.worst_case_margin == pytest.approx(float(margins[:, c.index].min()), abs=1e-9)
         statuses.add(c.status)
     assert statuses == {"certified", "not certified"}
+
+
+def test_near_tie_rows_are_left_to_exact_methods(monkeypatch):
+    """A clean margin within 10 MILP slacks cannot be separated by the MILP: without the
+    exact presolve the answer is a lower bound with a warning, never a certificate."""
+    monkeypatch.setattr(milp, "USE_PRESOLVE", False)
+    K, Kt, y = np.eye(3), np.array([[1.0, -1.0 + 3e-8, 0.0]]), np.array([1, 1, -1])
+    with pytest.warns(RuntimeWarning, match="cannot resolve"):
+        flips = min_label_flips(K, Kt, y, model="krr", ridge=1.0, max_flips=2, method="milp")
+    assert flips[0] <= min_label_flips(K, Kt, y, model="krr", ridge=1.0, max_flips=2,
+                                       method="enumerate")[0]
+    cert = certify_samplewise(K, Kt, y, model="krr", ridge=1.0, budget=1)[0]
+    assert cert.status == "unknown"

@@ -768,8 +768,8 @@ def milp_min_flips(K_train: np.ndarray, K_test: np.ndarray, y: np.ndarray, n_cla
         exact = status == "optimal"
         if status == "unverified":
             warnings.warn(f"test row {node}: the MILP cannot resolve this instance in floating "
-                          f"point (C = {C:g}); reporting the proven lower bound {lower}",
-                          RuntimeWarning, stacklevel=2)
+                          f"point (C = {C!r}, clean margin {row.clean_margin:.3g}); reporting "
+                          f"the proven lower bound {lower}", RuntimeWarning, stacklevel=2)
         rec.update(min_flips=int(upper if exact else lower), exact=exact,
                    upper=None if witness is None else int(upper), witness=witness,
                    status=status, decided_by=decided_by)
