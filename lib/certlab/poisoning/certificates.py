@@ -35,7 +35,8 @@ import numpy as np
 
 from certlab.poisoning.enumeration import (clean_state, count_flip_sets, enumerate_collective,
                                            enumerate_collective_curve, enumerate_min_flips)
-from certlab.poisoning.milp import milp_collective, milp_min_flips, milp_worst_margin
+from certlab.poisoning.milp import (milp_collective, milp_collective_curve, milp_min_flips,
+                                   milp_worst_margin)
 from certlab.poisoning.validation import (validate_budget, validate_certificate_inputs,
                                           validate_model_parameters)
 
@@ -197,7 +198,7 @@ def _try_closed_form(method: str, solve: Callable[[Any], Any]) -> Any:
 def min_label_flips(K_train: Any, K_test: Any, y_train: Any, *, model: str = "svm",
                     C: float | None = None, ridge: float | None = None, max_flips: int,
                     method: str = "auto", time_limit: float | None = None,
-                    progress: bool = False) -> np.ndarray:
+                    node_limit: int | None = None, progress: bool = False) -> np.ndarray:
     """Fewest training-label flips that change each test prediction.
 
     Args:
@@ -210,8 +211,11 @@ def min_label_flips(K_train: Any, K_test: Any, y_train: Any, *, model: str = "sv
             regression, needs ``ridge``).
         max_flips: largest flip budget examined, 0 <= max_flips <= m.
         method: "auto", "milp", "enumerate" or "closed_form" (see the module docstring).
-        time_limit: seconds per MILP solve (method "milp"; None: no limit). A time-limited
-            row gets its proven LOWER bound (conservative) and a RuntimeWarning.
+        time_limit: WALL-CLOCK seconds per MILP solve (method "milp"; None: no limit). A
+            time-limited row gets its proven LOWER bound (conservative) and a RuntimeWarning;
+            on a loaded machine solves time out more often, so results depend on load.
+        node_limit: branch-and-bound nodes per MILP solve (None: no limit): a deterministic
+            work limit, preferred over ``time_limit`` (same answer whatever the load).
         progress: show a tqdm bar (enumeration / MILP loop over test rows).
 
     Returns:
@@ -253,7 +257,8 @@ def min_label_flips(K_train: Any, K_test: Any, y_train: Any, *, model: str = "sv
     for i in rows:
         sub = _substate(state, i)
         rec = milp_min_flips(K_train, K_test[i:i + 1], y, n_classes, max_flips=max_flips,
-                             time_limit=time_limit, state=sub, **kwargs)[0]
+                             time_limit=time_limit, node_limit=node_limit, state=sub,
+                             **kwargs)[0]
         if not rec["exact"]:
             warnings.warn(f"test row {i}: MILP not solved exactly ({rec['status']}); "
                           f"returning its proven lower bound {rec['min_flips']}",
@@ -276,7 +281,7 @@ def _substate(state: dict, i: int) -> dict:
 def collective_flips(K_train: Any, K_test: Any, y_train: Any, *, model: str,
                      C: float | None = None, ridge: float | None = None, budget: int,
                      method: str = "auto", time_limit: float | None = None,
-                     progress: bool = False) -> int:
+                     node_limit: int | None = None, progress: bool = False) -> int:
     """The most test predictions that ONE flip set of size <= ``budget`` changes at once.
 
     Arguments as in :func:`min_label_flips` (``budget`` replaces ``max_flips``). The collective
@@ -305,7 +310,7 @@ def collective_flips(K_train: Any, K_test: Any, y_train: Any, *, model: str,
         return int(best)
     _check_milp_range(inp, "use method='enumerate' or a smaller C")
     rec = milp_collective(K_train, K_test, y, n_classes, budget=budget, time_limit=time_limit,
-                          **kwargs)
+                          node_limit=node_limit, **kwargs)
     return int(rec["max_changed"])
 
 
@@ -339,6 +344,10 @@ def collective_flips_curve(K_train: Any, K_test: Any, y_train: Any, *, model: st
     if method == "enumerate":
         return enumerate_collective_curve(K_train, K_test, y, n_classes, max_budget=max_budget,
                                           progress=progress, **kwargs)
+    if method == "milp":  # one chain of deciding MILPs, each budget seeded with the last
+        recs = milp_collective_curve(K_train, K_test, y, n_classes, max_budget=max_budget,
+                                     time_limit=_check_time_limit(time_limit), **kwargs)
+        return np.array([r["max_changed"] for r in recs], dtype=np.int64)
     return np.array([collective_flips(K_train, K_test, y, budget=k, method=method,
                                       time_limit=time_limit, **kwargs)
                      for k in range(max_budget + 1)], dtype=np.int64)
@@ -346,12 +355,15 @@ def collective_flips_curve(K_train: Any, K_test: Any, y_train: Any, *, model: st
 
 def certify_samplewise(K_train: Any, K_test: Any, y_train: Any, *, model: str = "svm",
                        C: float | None = None, ridge: float | None = None, budget: int,
-                       time_limit: float | None = None,
+                       time_limit: float | None = None, node_limit: int | None = None,
                        progress: bool = False) -> list[SampleCertificate]:
     """The paper's sample-wise MILP certificate of every test row against ``budget`` flips.
 
-    Minimises the clean prediction's margin over all flip sets of size <= budget (one MILP
-    per test row, per rival class for multi-class) and re-trains the worst flip set exactly.
+    Decides the sign of the clean prediction's worst-case margin over all flip sets of size
+    <= budget (exact enumeration of small flip sets, a greedy attack, then one feasibility
+    MILP per test row and rival class; :func:`certlab.poisoning.milp.milp_worst_margin`) and
+    re-trains the worst flip set found exactly. ``time_limit`` is wall-clock (load-dependent),
+    ``node_limit`` a deterministic work limit (branch-and-bound nodes per solve).
 
     Returns:
         One :class:`SampleCertificate` per test row (status "certified" / "not certified" /
@@ -373,7 +385,7 @@ def certify_samplewise(K_train: Any, K_test: Any, y_train: Any, *, model: str = 
     for i in rows:
         rec = milp_worst_margin(K_train, K_test[i:i + 1], y, n_classes, model=model, C=C,
                                 ridge=ridge, budget=budget, time_limit=time_limit,
-                                state=_substate(state, i))[0]
+                                node_limit=node_limit, state=_substate(state, i))[0]
         score = rec["worst_scores"]
         out.append(SampleCertificate(
             index=i, budget=budget, status=rec["status"],
