@@ -42,7 +42,6 @@ from certlab.poisoning.validation import (validate_budget, validate_certificate_
 
 __all__ = [
     "METHODS",
-    "MILP_MAX_RANGE",
     "SampleCertificate",
     "min_label_flips",
     "collective_flips",
@@ -54,12 +53,6 @@ __all__ = [
 #: Certificate methods accepted by :func:`min_label_flips` and :func:`collective_flips`.
 METHODS = ("auto", "milp", "enumerate", "closed_form")
 
-#: The SVM MILP (HiGHS, feasibility tolerance 1e-9 on dual variables scaled by C) is refused
-#: when C * max_i sum_j |K_ij|, the size of its dual expressions and big-M constants,
-#: exceeds this: measured at C = 1e8 (range ~1e9) it wrongly proved "no flip set works" (a
-#: too-high certificate), while the paper's settings have ranges <= 260. Enumeration (exact at
-#: any C) or the closed form are used instead, or a clear error is raised.
-MILP_MAX_RANGE = 1e5
 
 #: "auto" enumerates when (labellings x one-vs-rest models) is at most this (SVM; about
 #: 30 s for m = 20 on one core, while the MILP needs 0.3-3 s per test node there) ...
@@ -158,19 +151,6 @@ def _validated_inputs(K_train: Any, K_test: Any, y_train: Any, *, model: Any, C:
                    kwargs=dict(model=model, C=C, ridge=ridge))
 
 
-def _check_milp_range(inp: "_Inputs", alternative: str) -> None:
-    """Refuse the SVM MILP outside the numerical range it is validated for."""
-    kw = inp.kwargs
-    if kw["model"] != "svm":
-        return
-    span = kw["C"] * float(np.abs(inp.K_train).sum(axis=1).max())
-    if span > MILP_MAX_RANGE:
-        raise ValueError(
-            f"C = {kw['C']:g} is too large for the MILP's numerics: C * max_i sum_j |K_ij| = "
-            f"{span:.3g} > MILP_MAX_RANGE = {MILP_MAX_RANGE:g} (its 1e-9 feasibility "
-            f"tolerance then cannot decide the prediction); {alternative}")
-
-
 def _enumeration_is_small(m: int, budget: int, n_classes: int, model: str) -> bool:
     n = count_flip_sets(m, budget, n_classes)
     if model == "krr":
@@ -246,8 +226,6 @@ def min_label_flips(K_train: Any, K_test: Any, y_train: Any, *, model: str = "sv
         flips, _ = enumerate_min_flips(K_train, K_test, y, n_classes, max_flips=max_flips,
                                        progress=progress, **kwargs)
         return flips
-    _check_milp_range(inp, "use method='enumerate' (exact at any C; cost grows with "
-                           "the number of flip sets) or a smaller C")
     state = clean_state(K_train, K_test, y, n_classes, **kwargs)
     out = np.empty(K_test.shape[0], dtype=np.int64)
     rows = range(K_test.shape[0])
@@ -308,7 +286,6 @@ def collective_flips(K_train: Any, K_test: Any, y_train: Any, *, model: str,
         best, _ = enumerate_collective(K_train, K_test, y, n_classes, budget=budget,
                                        progress=progress, **kwargs)
         return int(best)
-    _check_milp_range(inp, "use method='enumerate' or a smaller C")
     rec = milp_collective(K_train, K_test, y, n_classes, budget=budget, time_limit=time_limit,
                           node_limit=node_limit, **kwargs)
     return int(rec["max_changed"])
@@ -374,8 +351,6 @@ def certify_samplewise(K_train: Any, K_test: Any, y_train: Any, *, model: str = 
     K_train, K_test, y, n_classes = inp.K_train, inp.K_test, inp.y, inp.n_classes
     budget, time_limit = inp.budget, inp.time_limit
     model, C, ridge = inp.kwargs["model"], inp.kwargs["C"], inp.kwargs["ridge"]
-    _check_milp_range(inp, "use min_label_flips(..., method='enumerate') (a row is "
-                           "certified against k flips iff its result is > k) or a smaller C")
     state = clean_state(K_train, K_test, y, n_classes, **inp.kwargs)
     rows = range(K_test.shape[0])
     if progress:
