@@ -39,6 +39,7 @@ import shutil
 import signal
 import sys
 import tempfile
+import threading
 import time
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
@@ -51,9 +52,14 @@ from .records import RECORD_ENV
 
 __all__ = ["ParameterError", "Interrupted", "ChapterRun", "chapter_defaults",
            "check_parameters", "parse_parameters", "check_out_dir", "run_chapter",
-           "execute_chapter", "main"]
+           "execute_chapter", "abort_active_runs", "main"]
 
 _KERNEL = "python3"
+
+# The runs executing in this process (a Dask worker may hold several): their temporary
+# folder and, once started, their kernel manager; see abort_active_runs.
+_ACTIVE: dict[int, dict[str, Any]] = {}
+_ACTIVE_LOCK = threading.Lock()
 
 
 class Interrupted(KeyboardInterrupt):
@@ -68,8 +74,6 @@ class Interrupted(KeyboardInterrupt):
 def stop_on_signals() -> Iterator[None]:
     """Turn SIGINT and SIGTERM into :class:`Interrupted` in the main thread, so that every
     ``finally`` (kernel shutdown, temporary folders) runs before the process ends."""
-    import threading
-
     if threading.current_thread() is not threading.main_thread():
         yield
         return
@@ -243,11 +247,12 @@ class ChapterRun:
         return out
 
 
-def _kernel_manager_with_env(env: Mapping[str, str], log):
+def _kernel_manager_with_env(env: Mapping[str, str], log, entry: dict[str, Any]):
     """An AsyncKernelManager class whose kernels start with ``env`` added to the
     environment (per run, so parallel runs in one process do not share it) and their own
     log (IPKernelApp messages, e.g. its complaints when it is shut down mid-cell) going to the
-    open file ``log`` instead of the user's terminal."""
+    open file ``log`` instead of the user's terminal. The started manager is put in
+    ``entry["km"]`` (for :func:`abort_active_runs`)."""
     from jupyter_client.manager import AsyncKernelManager
 
     extra = dict(env)
@@ -257,7 +262,9 @@ def _kernel_manager_with_env(env: Mapping[str, str], log):
             kw["env"] = {**os.environ, **kw.get("env", {}), **extra}
             kw["stderr"] = log
             kw["stdout"] = log
-            return await super().start_kernel(**kw)
+            result = await super().start_kernel(**kw)
+            entry["km"] = self
+            return result
 
     return _EnvKernelManager
 
@@ -271,6 +278,52 @@ def _clean(nb, parameters: dict[str, Any], defaults: dict[str, Any]) -> None:
     nb.metadata["certlab"] = {"lib_hash": lib_hash(), "parameters": {**defaults, **parameters}}
 
 
+@contextlib.contextmanager
+def _registered(tmp: str) -> Iterator[dict[str, Any]]:
+    entry: dict[str, Any] = {"tmp": tmp}
+    with _ACTIVE_LOCK:
+        _ACTIVE[id(entry)] = entry
+    try:
+        yield entry
+    finally:
+        with _ACTIVE_LOCK:
+            _ACTIVE.pop(id(entry), None)
+
+
+def _kernel_pid(entry: Mapping[str, Any]) -> int | None:
+    provisioner = getattr(entry.get("km"), "provisioner", None)
+    return getattr(provisioner, "pid", None)
+
+
+def abort_active_runs(grace_s: float = 10.0) -> int:
+    """Stop every chapter run executing in this process (a Dask worker on Ctrl-C): interrupt
+    each kernel (the cell raises KeyboardInterrupt, papermill fails and cleans up), wait up
+    to ``grace_s`` seconds, then kill the kernels left and remove their temporary folders.
+    Returns how many runs were active."""
+    with _ACTIVE_LOCK:
+        entries = list(_ACTIVE.values())
+    for entry in entries:
+        pid = _kernel_pid(entry)
+        if pid:
+            with contextlib.suppress(OSError):
+                os.kill(pid, signal.SIGINT)
+    deadline = time.monotonic() + grace_s
+    while time.monotonic() < deadline:
+        with _ACTIVE_LOCK:
+            if not any(id(e) in _ACTIVE for e in entries):
+                break
+        time.sleep(0.1)
+    with _ACTIVE_LOCK:
+        left = [e for e in entries if id(e) in _ACTIVE]
+    for entry in left:
+        pid = _kernel_pid(entry)
+        if pid:
+            with contextlib.suppress(OSError):
+                os.kill(pid, signal.SIGKILL)
+        shutil.rmtree(entry["tmp"], ignore_errors=True)
+    return len(entries)
+
+
 def _execute(nb, stem: str, parameters: dict[str, Any], defaults: dict[str, Any], *,
              cwd: Path, timeout_s: int | None) -> tuple[str, dict[str, Any], float]:
     """Execute a (jupytext) notebook with papermill in a temporary folder that is always
@@ -281,7 +334,8 @@ def _execute(nb, stem: str, parameters: dict[str, Any], defaults: dict[str, Any]
     nb.metadata.setdefault("kernelspec", {"name": _KERNEL, "display_name": "Python 3",
                                           "language": "python"})
     nb.metadata.setdefault("language_info", {"name": "python"})
-    with tempfile.TemporaryDirectory(prefix="certlab-run-") as tmp:
+    with tempfile.TemporaryDirectory(prefix="certlab-run-", ignore_cleanup_errors=True) as tmp, \
+            _registered(tmp) as entry:
         source = Path(tmp) / f"{stem}.ipynb"
         executed = Path(tmp) / f"{stem}.executed.ipynb"
         record_path = Path(tmp) / "record.json"
@@ -293,7 +347,7 @@ def _execute(nb, stem: str, parameters: dict[str, Any], defaults: dict[str, Any]
                     str(source), str(executed), parameters=parameters, kernel_name=_KERNEL,
                     cwd=str(cwd), progress_bar=False, execution_timeout=timeout_s,
                     kernel_manager_class=_kernel_manager_with_env(
-                        {RECORD_ENV: str(record_path)}, log))
+                        {RECORD_ENV: str(record_path)}, log, entry))
             except Exception:  # the kernel's own log can say why (it died, could not start)
                 log.seek(0)
                 lines = [ln for ln in log.read().splitlines() if "running over TCP" not in ln]

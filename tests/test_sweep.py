@@ -1,0 +1,159 @@
+"""certlab.sweep: specs, planning, resume, failures and a real 2-worker LocalCluster."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import pytest
+
+import certlab.run
+from certlab.parameters import ParameterError
+from certlab.provenance import lib_hash
+from certlab.sweep import SpecError, is_done, load_spec, main, plan
+
+TOY = textwrap.dedent('''\
+    # %% tags=["parameters"]
+    x = 1
+    scale = 1.0
+    label = "a"
+
+    # %%
+    if x == 3:
+        raise RuntimeError("point three fails on purpose")
+    from certlab.records import save_record
+
+    save_record({"square": x * x * scale, "label": label})
+    print("done", x)
+    ''')
+
+
+@pytest.fixture
+def toy(tmp_path):
+    path = tmp_path / "nb" / "toy.py"
+    path.parent.mkdir()
+    path.write_text(TOY)
+    return path
+
+
+def _spec(tmp_path, text, name="spec.yaml"):
+    path = tmp_path / name
+    path.write_text(textwrap.dedent(text))
+    return path
+
+
+def test_spec_and_plan(toy, tmp_path):
+    spec = load_spec(_spec(tmp_path, f"""\
+        chapter: {toy}
+        parameters: {{scale: 2}}
+        grid:
+          x: [1, 2]
+          label: [a, "b c"]
+        """))
+    points = plan(spec)
+    assert len(points) == 4 and len({p.id for p in points}) == 4
+    assert points[0].overrides == {"scale": 2.0, "x": 1, "label": "a"}
+    assert isinstance(points[0].overrides["scale"], float)  # typed like certlab.run
+    assert points[0].parameters == {"x": 1, "scale": 2.0, "label": "a"}
+    assert points[0].id.startswith("x-1_label-a_") and "/" not in points[3].id
+    assert [p.id for p in plan(spec)] == [p.id for p in points]  # stable ids
+
+
+@pytest.mark.parametrize("text, message", [
+    ("chapter: {toy}\nfoo: 1\n", "unknown key.*foo"),
+    ("parameters: {{}}\n", "'chapter' must name the chapter file"),
+    ("chapter: nowhere/nothing.py\n", "no such py:percent file"),
+    ("chapter: {toy}\ngrid: {{x: 3}}\n", "grid 'x' must be a non-empty list"),
+    ("chapter: {toy}\ngrid: {{x: []}}\n", "grid 'x' must be a non-empty list"),
+    ("chapter: {toy}\nparameters: {{x: 1}}\ngrid: {{x: [2]}}\n", "'x' in both"),
+    ("chapter: {toy}\ntimeout: -5\n", "'timeout' must be a positive number"),
+    ("- just\n- a list\n", "a spec is a YAML mapping"),
+    ("chapter: [unclosed\n", "not valid YAML"),
+])
+def test_bad_specs_are_refused(toy, tmp_path, text, message):
+    with pytest.raises(SpecError, match=message):
+        load_spec(_spec(tmp_path, text.format(toy=toy)))
+
+
+def test_bad_grid_values_are_refused_before_anything_runs(toy, tmp_path, capsys):
+    spec = _spec(tmp_path, f"chapter: {toy}\ngrid: {{x: [1, 2.5]}}\n")
+    with pytest.raises(ParameterError, match=r"at x=2.5: parameter 'x' expects a int"):
+        plan(load_spec(spec))
+    out = tmp_path / "out"
+    assert main([str(spec), "--out", str(out), "--no-progress"]) == 2
+    assert "at x=2.5" in capsys.readouterr().err and not out.exists()
+    # the chapter's schema too (chapter 12: n0 <= n), with the point named
+    spec12 = _spec(tmp_path, """\
+        chapter: notebooks/12_smoothing_node_classification.py
+        grid: {n0: [10, 500]}
+        """, "s12.yaml")
+    with pytest.raises(ParameterError, match=r"at n0=500: .*n0 \(500\) must not exceed n"):
+        plan(load_spec(spec12))
+
+
+def test_cli_argument_errors(toy, tmp_path, capsys):
+    spec = _spec(tmp_path, f"chapter: {toy}\n")
+    for bad in (["--workers", "0"], ["--workers", "2", "--scheduler", "tcp://x:1"]):
+        with pytest.raises(SystemExit) as exc:
+            main([str(spec), *bad])
+        assert exc.value.code == 2
+    a_file = tmp_path / "file"
+    a_file.write_text("")
+    assert main([str(spec), "--out", str(a_file), "--no-progress"]) == 2
+    assert "is a file" in capsys.readouterr().err
+
+
+def test_sweep_on_a_local_cluster_with_a_failing_point_and_resume(toy, tmp_path, capsys):
+    spec = _spec(tmp_path, f"chapter: {toy}\nparameters: {{scale: 0.5}}\n"
+                           f"grid: {{x: [1, 2, 3]}}\n")
+    out = tmp_path / "out"
+    assert main([str(spec), "--workers", "2", "--out", str(out), "--no-progress"]) == 1
+    captured = capsys.readouterr()
+    assert "2 done, 0 skipped (already there), 1 failed" in captured.out
+    points = {p.overrides["x"]: p for p in plan(load_spec(spec))}
+    for x in (1, 2):
+        folder = out / points[x].id
+        assert sorted(f.name for f in folder.iterdir()) == ["provenance.json", "record.json",
+                                                            "toy.ipynb"]
+        record = json.loads((folder / "record.json").read_text())
+        assert record["values"] == {"square": x * x * 0.5, "label": "a"}
+        assert record["parameters"] == {"x": x, "scale": 0.5, "label": "a"}
+        assert record["lib_hash"] == lib_hash()
+        prov = json.loads((folder / "provenance.json").read_text())
+        assert points[x].id in prov["command"] and prov["wall_time_s"] > 0
+        assert f"done {x}" in (folder / "toy.ipynb").read_text()
+    assert not (out / points[3].id).exists()
+    error = (out / "_failed" / f"{points[3].id}.txt").read_text()
+    assert "point three fails on purpose" in error and "RuntimeError" in error
+    assert "point three fails on purpose" in captured.err
+    summary = json.loads((out / "sweep.json").read_text())
+    assert sorted(summary["done"]) == sorted([points[1].id, points[2].id])
+    assert list(summary["failed"]) == [points[3].id]
+    assert not [p for p in out.iterdir() if p.name.startswith(".")]  # no staging debris
+
+    # resume: the two finished points are skipped (untouched), the failed one is retried
+    stamp = (out / points[1].id / "record.json").stat().st_mtime_ns
+    assert main([str(spec), "--workers", "2", "--out", str(out), "--no-progress"]) == 1
+    assert "0 done, 2 skipped (already there), 1 failed" in capsys.readouterr().out
+    assert (out / points[1].id / "record.json").stat().st_mtime_ns == stamp
+
+
+def test_resume_needs_same_parameters_and_library(toy, tmp_path):
+    spec = load_spec(_spec(tmp_path, f"chapter: {toy}\ngrid: {{x: [1]}}\n"))
+    (point,) = plan(spec)
+    folder = tmp_path / "out" / point.id
+    folder.mkdir(parents=True)
+    record = {"chapter": str(toy), "parameters": point.parameters, "lib_hash": "abc",
+              "values": {}}
+    (folder / "record.json").write_text(json.dumps(record))
+    assert is_done(tmp_path / "out", point, "abc")
+    assert not is_done(tmp_path / "out", point, lib_hash())  # the library changed
+    record["parameters"] = {**point.parameters, "scale": 2.0}
+    (folder / "record.json").write_text(json.dumps(record))
+    assert not is_done(tmp_path / "out", point, "abc")  # other parameters
+    (folder / "record.json").write_text("{not json")
+    assert not is_done(tmp_path / "out", point, "abc")
