@@ -58,3 +58,16 @@ def test_measured_values_are_recorded_not_printed(capsys, tmp_path, monkeypatch)
     record = json.loads(target.read_text())
     assert record == {"chapter": "chapter", "exact": {"n": 4}, "claims": {},
                       "measured": {"accuracy": 0.75}}
+
+
+def test_report_saves_the_record_for_the_runners(tmp_path, monkeypatch):
+    from certlab.records import RECORD_ENV as RUN_RECORD_ENV
+
+    target = tmp_path / "record.json"
+    monkeypatch.setenv(RUN_RECORD_ENV, str(target))
+    key = KeyResults("chapter")
+    key.exact("median", Fraction(9, 2))
+    key.claim("c", True)
+    key.report()
+    saved = json.loads(target.read_text())["key_results"]
+    assert saved["exact"] == {"median": "9/2"} and saved["claims"] == {"c": True}

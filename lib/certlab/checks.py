@@ -37,6 +37,8 @@ from typing import Any
 
 import numpy as np
 
+from .records import save_record
+
 __all__ = ["KeyResults", "RECORD_ENV"]
 
 #: Environment variable naming a folder: when set, :meth:`KeyResults.report` also writes the
@@ -136,16 +138,20 @@ class KeyResults:
     def report(self) -> None:
         """Print :meth:`lines` (the output nbval compares on every machine).
 
-        When the environment variable ``CERTLAB_KEY_RESULTS`` names a folder, the full
-        :meth:`record` is also written to ``<folder>/<chapter>.json`` (atomically).
+        The full :meth:`record` is saved with :func:`certlab.records.save_record` (it ends up
+        in the ``record.json`` of a ``certlab.run`` or ``certlab.sweep`` run), and, when the
+        environment variable ``CERTLAB_KEY_RESULTS`` names a folder, also written to
+        ``<folder>/<chapter>.json`` (atomically).
         """
         print("\n".join(self.lines()))
+        record = json.loads(json.dumps(self.record(), default=str))  # fractions as "p/q"
+        save_record({"key_results": record})  # record.json of certlab.run / certlab.sweep
         folder = os.environ.get(RECORD_ENV)
         if folder:
             path = Path(folder) / f"{self.chapter}.json"
             path.parent.mkdir(parents=True, exist_ok=True)
             tmp = path.with_name(path.name + ".tmp")
-            tmp.write_text(json.dumps(self.record(), indent=1, default=str))
+            tmp.write_text(json.dumps(record, indent=1))
             tmp.replace(path)
 
     def record(self) -> dict[str, Any]:
