@@ -36,9 +36,11 @@
 # when the *worst case*
 #
 # $$
-# \rho = \min_{\tilde x \in \mathcal B_{r_a, r_d}(x)} \;\; \min_{h:\{0,1\}^d \to [0, 1]}
-# \; \mathbb E\, h(\phi(\tilde x)) \quad \text{s.t.} \quad \mathbb E\, h(\phi(x)) \ge
-# \underline{p_A}
+# \begin{aligned}
+# \rho = \min_{\tilde x \in \mathcal B_{r_a, r_d}(x)} \;\; &\min_{h:\{0,1\}^d \to [0, 1]}
+# \; \mathbb E\, h(\phi(\tilde x)) \\
+# &\text{s.t.} \quad \mathbb E\, h(\phi(x)) \ge \underline{p_A}
+# \end{aligned}
 # $$
 #
 # exceeds $1/2$ (two classes; with several classes, $\rho$ must exceed the analogous *largest*
@@ -114,9 +116,11 @@ rng = seed_everything(seed)
 # likelihood ratio is
 #
 # $$
-# \frac{P(\phi(x) = z)}{P(\phi(\tilde x) = z)} =
-# \Big(\frac{p_+}{1 - p_-}\Big)^{q - r_d} \Big(\frac{p_-}{1 - p_+}\Big)^{q - r_a},
-# \qquad z \in \mathcal R_q, \quad q = 0, \dots, r_a + r_d,
+# \begin{aligned}
+# \frac{P(\phi(x) = z)}{P(\phi(\tilde x) = z)} &=
+# \Big(\frac{p_+}{1 - p_-}\Big)^{q - r_d} \Big(\frac{p_-}{1 - p_+}\Big)^{q - r_a}, \\
+# &\qquad z \in \mathcal R_q, \quad q = 0, \dots, r_a + r_d,
+# \end{aligned}
 # $$
 #
 # so the $2^d$ outcomes fall into only $r_a + r_d + 1$ regions $\mathcal R_q$, whatever the
@@ -170,9 +174,12 @@ plt.show()
 # {cite}`bojchevski2020`:
 #
 # $$
-# \rho = \sum_{\text{taken}} P(\phi(\tilde x) \in \mathcal R) +
-# \Big(\underline{p_A} - \sum_{\text{taken}} P(\phi(x) \in \mathcal R)\Big)
-# \frac{P(\phi(\tilde x) \in \mathcal R_{\text{next}})}{P(\phi(x) \in \mathcal R_{\text{next}})}.
+# \begin{aligned}
+# \rho = {} & \sum_{\text{taken}} P(\phi(\tilde x) \in \mathcal R) \\
+# &+ \Big(\underline{p_A} - \sum_{\text{taken}} P(\phi(x) \in \mathcal R)\Big)
+# \frac{P(\phi(\tilde x) \in \mathcal R_{\text{next}})}
+#       {P(\phi(x) \in \mathcal R_{\text{next}})}.
+# \end{aligned}
 # $$
 #
 # As a function of $\underline{p_A}$ this is a convex, piecewise-linear curve whose kinks are

@@ -25,16 +25,21 @@
 # kernel** (NTK) {cite}`jacot2018ntk`,
 #
 # $$
-# \Theta(x, x') = \Big\langle \frac{\partial f(x;\theta_0)}{\partial \theta},
-#                              \frac{\partial f(x';\theta_0)}{\partial \theta} \Big\rangle
-# \;\xrightarrow{\ \text{width}\to\infty\ }\; \text{a deterministic kernel,}
+# \begin{aligned}
+# \Theta(x, x') &= \Big\langle \frac{\partial f(x;\theta_0)}{\partial \theta},
+#                  \frac{\partial f(x';\theta_0)}{\partial \theta} \Big\rangle \\
+# &\xrightarrow{\ \text{width}\to\infty\ }\; \text{a deterministic kernel,}
+# \end{aligned}
 # $$
 #
 # so that training the wide GNN with the hinge loss is the bias-free kernel SVM
 #
 # $$
-# \min_{0 \le \alpha \le C}\; \tfrac12 \alpha^\top (y y^\top \odot \Theta_{LL}) \alpha - \mathbf 1^\top \alpha,
-# \qquad f(x) = \sum_{j \in L} y_j \alpha_j \Theta(x, x_j),
+# \begin{aligned}
+# &\min_{0 \le \alpha \le C}\; \tfrac12 \alpha^\top (y y^\top \odot \Theta_{LL})
+#   \alpha - \mathbf 1^\top \alpha, \\
+# &f(x) = \sum_{j \in L} y_j \alpha_j \Theta(x, x_j),
+# \end{aligned}
 # $$
 #
 # on the labeled nodes $L$. The next chapter replaces the inner SVM by its KKT conditions and
@@ -144,19 +149,23 @@ print(f"{real_label}: {real.num_nodes} nodes ({int((real.labels == 1).sum())} / 
 # recursion (L hidden layers; the output layer aggregates too)
 #
 # $$
-# \Sigma_1 = S X X^\top S^\top, \qquad
-# \Theta \leftarrow S\big((\Theta + \Sigma_i) \odot \dot E_i\big) S^\top, \qquad
-# \Sigma_{i+1} = S E_i S^\top, \qquad
-# \mathrm{NTK} = \Sigma_{L+1} + \Theta,
+# \begin{aligned}
+# \Sigma_1 &= S X X^\top S^\top, \\
+# \Theta &\leftarrow S\big((\Theta + \Sigma_i) \odot \dot E_i\big) S^\top, \\
+# \Sigma_{i+1} &= S E_i S^\top, \\
+# \mathrm{NTK} &= \Sigma_{L+1} + \Theta,
+# \end{aligned}
 # $$
 #
 # where, for ReLU with He scaling and $\rho_{ij} = \Sigma_{ij} / \sqrt{\Sigma_{ii}\Sigma_{jj}}$,
 # the arc-cosine expectations are
 #
 # $$
-# E_{ij} = \sqrt{\Sigma_{ii}\Sigma_{jj}}\;\frac{\rho_{ij}(\pi - \arccos\rho_{ij}) + \sqrt{1-\rho_{ij}^2}}{\pi},
-# \qquad
-# \dot E_{ij} = \frac{\pi - \arccos \rho_{ij}}{\pi},
+# \begin{aligned}
+# E_{ij} &= \sqrt{\Sigma_{ii}\Sigma_{jj}}\;
+#   \frac{\rho_{ij}(\pi - \arccos\rho_{ij}) + \sqrt{1-\rho_{ij}^2}}{\pi}, \\
+# \dot E_{ij} &= \frac{\pi - \arccos \rho_{ij}}{\pi},
+# \end{aligned}
 # $$
 #
 # and $E = \Sigma$, $\dot E = 1$ for the linear activation (so SGC has

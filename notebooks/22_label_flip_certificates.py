@@ -24,10 +24,14 @@
 # {cite}`sabanayagam2025`:
 #
 # $$
-# \min_{\tilde y:\ \|\tilde y - y\|_0 \le k}\; \hat y_t\, f_{\tilde y}(x_t) > 0,
-# \qquad f_{\tilde y}(x) = \sum_{j} \tilde y_j\, \alpha^{\tilde y}_j\, \Theta(x, x_j),
-# \qquad \alpha^{\tilde y} \in \arg\min_{0 \le \alpha \le C}
-# \tfrac12 \alpha^\top (\tilde y \tilde y^\top \odot \Theta_{LL}) \alpha - \mathbf 1^\top \alpha .
+# \begin{aligned}
+# &\min_{\tilde y:\ \|\tilde y - y\|_0 \le k}\; \hat y_t\, f_{\tilde y}(x_t) > 0,
+#   \qquad \text{where} \\
+# &f_{\tilde y}(x) = \sum_{j} \tilde y_j\, \alpha^{\tilde y}_j\, \Theta(x, x_j), \\
+# &\alpha^{\tilde y} \in \arg\min_{0 \le \alpha \le C}
+#   \tfrac12 \alpha^\top (\tilde y \tilde y^\top \odot \Theta_{LL}) \alpha
+#   - \mathbf 1^\top \alpha .
+# \end{aligned}
 # $$
 #
 # This is a *bilevel* problem: the inner training problem depends on the outer choice. Because
@@ -35,10 +39,12 @@
 # solutions exactly. Replacing it by them gives a single-level problem (the paper's Eq. 6-8):
 #
 # $$
-# \tilde y_i \textstyle\sum_j \Theta_{ij} \tilde y_j \alpha_j - u_i + v_i = 1,\quad
-# u_i \le M^u_i s_i,\; \alpha_i \le C(1 - s_i),\quad
-# v_i \le M^v_i t_i,\; C - \alpha_i \le C(1 - t_i),\quad
-# \textstyle\sum_i [\tilde y_i \ne y_i] \le k,
+# \begin{aligned}
+# &\tilde y_i \textstyle\sum_j \Theta_{ij} \tilde y_j \alpha_j - u_i + v_i = 1, \\
+# &u_i \le M^u_i s_i,\quad \alpha_i \le C(1 - s_i), \\
+# &v_i \le M^v_i t_i,\quad C - \alpha_i \le C(1 - t_i), \\
+# &\textstyle\sum_i [\tilde y_i \ne y_i] \le k,
+# \end{aligned}
 # $$
 #
 # with binaries $s, t$ for complementarity, tight big-M constants

@@ -122,8 +122,10 @@ print(f"clean accuracy on the first {n_test} test images: {correct.float().mean(
 # **IBP** pushes a box through the layers: with $W^+ = \max(W, 0)$ and $W^- = \min(W, 0)$,
 #
 # $$
-# l^{(k)} = W^{+} \underline{h}^{(k-1)} + W^{-} \overline{h}^{(k-1)} + b, \qquad
-# u^{(k)} = W^{+} \overline{h}^{(k-1)} + W^{-} \underline{h}^{(k-1)} + b ,
+# \begin{aligned}
+# l^{(k)} &= W^{+} \underline{h}^{(k-1)} + W^{-} \overline{h}^{(k-1)} + b, \\
+# u^{(k)} &= W^{+} \overline{h}^{(k-1)} + W^{-} \underline{h}^{(k-1)} + b ,
+# \end{aligned}
 # $$
 #
 # and $[\underline h, \overline h] = [\mathrm{ReLU}(l), \mathrm{ReLU}(u)]$. It forgets every
@@ -270,9 +272,11 @@ for m in unr:
 # multipliers for the split constraints,
 #
 # $$
-# \min_{x' \in \mathcal{X},\; s_i z_i(x') \ge 0\; (i \in \mathcal{S})} m(x') \;\ge\;
-# \max_{\alpha \in [0,1],\ \beta \ge 0}\;\min_{x' \in \mathcal{X}}
+# \begin{aligned}
+# &\min_{x' \in \mathcal{X},\; s_i z_i(x') \ge 0\; (i \in \mathcal{S})} m(x') \\
+# &\quad\ge\; \max_{\alpha \in [0,1],\ \beta \ge 0}\;\min_{x' \in \mathcal{X}}
 # \Big( \underline{m}_\alpha(x') - \sum_{i \in \mathcal{S}} \beta_i\, s_i\, z_i(x') \Big),
+# \end{aligned}
 # $$
 #
 # optimised by gradient ascent like alpha-CROWN. A sub-problem whose bound is positive is
