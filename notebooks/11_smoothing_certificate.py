@@ -84,7 +84,7 @@ if max_radius < 1:
     raise ValueError(f"max_radius must be at least 1, got {max_radius}")
 device = resolve_device(device)
 
-# %%
+# %% tags=["hide-input"]
 import json
 import time
 from pathlib import Path
@@ -94,9 +94,11 @@ import numpy as np
 import pandas as pd
 
 from certlab.checks import KeyResults
-from certlab.smoothing.certificate import (certify_grid, max_certified_radius, rho_lower,
+from certlab.smoothing.certificate import (certify_grid, max_certified_radius,
+                                           rho_lower,
                                            rho_upper)
-from certlab.smoothing.reference import (binary_ball, binary_channels, brute_force_worst_case,
+from certlab.smoothing.reference import (binary_ball, binary_channels,
+                                         brute_force_worst_case,
                                          rho_lower_reference)
 from certlab.smoothing.regions import binary_regions
 from certlab.plotting import use_book_style
@@ -144,7 +146,8 @@ print(f"masses sum to 1 within 1e-12 under x and x~: "
 # %%
 fig, axes = plt.subplots(1, 2, figsize=(7.5, 3.4))
 q = table.index.to_numpy()
-axes[0].bar(q - 0.2, table["P_x(R_q)"], width=0.4, label=r"$P(\phi(x) \in \mathcal{R}_q)$")
+axes[0].bar(q - 0.2, table["P_x(R_q)"], width=0.4,
+            label=r"$P(\phi(x) \in \mathcal{R}_q)$")
 axes[0].bar(q + 0.2, table["P_x~(R_q)"], width=0.4,
             label=r"$P(\phi(\tilde x) \in \mathcal{R}_q)$")
 axes[0].set(yscale="log", xlabel="q = flips among the changed coordinates",
@@ -152,7 +155,8 @@ axes[0].set(yscale="log", xlabel="q = flips among the changed coordinates",
 axes[0].legend()
 axes[1].semilogy(q, table["ratio"], "o-", color="C2")
 for qi, order in zip(q, table["fill order"]):
-    axes[1].annotate(f"#{order}", (qi, table.loc[qi, "ratio"]), textcoords="offset points",
+    axes[1].annotate(f"#{order}", (qi, table.loc[qi, "ratio"]),
+                     textcoords="offset points",
                      xytext=(6, 4))
 axes[1].axhline(1, color="0.7", lw=0.8)
 axes[1].set(xlabel="q", ylabel="likelihood ratio P_x / P_x~",
@@ -207,13 +211,16 @@ print(f"kinks of the curve (cumulative P_x in fill order): {np.round(kinks, 6)}"
 
 # %%
 fig, ax = plt.subplots(figsize=(7.5, 3.8))
-ax.plot(grid_p, curve_lower, label=r"$\rho_{lower}$: worst case for the top class")
+ax.plot(grid_p, curve_lower,
+        label=r"$\rho_{lower}$: worst case for the top class")
 ax.plot(grid_p, curve_upper, label=r"$\rho_{upper}$: best case for a runner-up")
 ax.plot([0, 1], [0, 1], color="0.7", lw=0.8, label="no adversary (ra = rd = 0)")
-ax.scatter(kinks, rho_lower(kinks, p_plus, p_minus, ra, rd), s=15, color="C0", zorder=3)
+ax.scatter(kinks, rho_lower(kinks, p_plus, p_minus, ra, rd), s=15, color="C0",
+           zorder=3)
 ax.axhline(0.5, color="k", ls=":", lw=1)
 ax.plot([p_lower, p_lower], [0, rho_toy], color="C3", lw=1)
-ax.scatter([p_lower], [rho_toy], color="C3", zorder=4, label=f"p_lower = {p_lower}")
+ax.scatter([p_lower], [rho_toy], color="C3", zorder=4,
+           label=f"p_lower = {p_lower}")
 ax.set(xlabel=r"probability of the class under $\phi(x)$",
        ylabel=r"probability under $\phi(\tilde x)$",
        title=f"Worst case at ra = {ra}, rd = {rd} (dots: region boundaries)")
@@ -241,8 +248,10 @@ brute = np.zeros((ra + 1, rd + 1))
 library = np.zeros((ra + 1, rd + 1))
 for a in range(ra + 1):
     for b in range(rd + 1):
-        members = [xt for xt, na, nd in zip(ball, n_added, n_deleted) if na == a and nd == b]
-        brute[a, b] = brute_force_worst_case(p_lower, x_toy, members, channels, "lower")
+        members = [xt for xt, na, nd in zip(ball, n_added,
+                                            n_deleted) if na == a and nd == b]
+        brute[a, b] = brute_force_worst_case(p_lower, x_toy, members, channels,
+                                             "lower")
         library[a, b] = rho_lower(p_lower, p_plus, p_minus, a, b)
 probe = np.linspace(0.05, 0.999, 12)
 brute_ball = np.array([brute_force_worst_case(p, x_toy, ball, channels, "lower")
@@ -274,7 +283,8 @@ print(f"{probe.size} values of p_lower, whole ball: library == brute force to 1e
 # %%
 p_probe = np.array([0.6, 0.9, 0.99, 0.999999, 1 - 1e-12])
 fast_100 = rho_lower(p_probe, p_plus, p_minus, 100, 100)
-ref_100 = np.array([float(rho_lower_reference(p, p_plus, p_minus, 100, 100)) for p in p_probe])
+ref_100 = np.array([float(rho_lower_reference(p, p_plus, p_minus, 100,
+                                              100)) for p in p_probe])
 big = binary_regions(p_plus, p_minus, 60, 60)
 
 # %%
@@ -322,19 +332,25 @@ print(f"sparse noise, largest rd certified together with ra = 0, 1, ...: "
 
 # %%
 fig, axes = plt.subplots(1, 2, figsize=(7.5, 3.6))
-axes[0].step(p_axis, sparse_rd, where="post", label=f"sparse: max rd (p+={p_plus}, p-={p_minus})")
+axes[0].step(p_axis, sparse_rd, where="post",
+             label=f"sparse: max rd (p+={p_plus}, p-={p_minus})")
 axes[0].step(p_axis, sparse_ra, where="post", label="sparse: max ra")
 axes[0].step(p_axis, dense_r, where="post", ls="--",
              label=f"p+ = p- = {dense_p}: max ra + rd")
-axes[0].set(xscale="logit", xlabel=r"$\underline{p_A}$", ylabel="largest certified radius",
+axes[0].set(xscale="logit", xlabel=r"$\underline{p_A}$",
+            ylabel="largest certified radius",
             ylim=(-0.5, max_radius), title="Certified radii")
 axes[0].legend(fontsize=8)
 extent_ra, extent_rd = sparse_frontier.size + 1, int(sparse_frontier.max()) + 2
-for (pp, pm), marker, size in (((p_plus, p_minus), "s", 90), ((dense_p, dense_p), "x", 40)):
+for (pp, pm), marker, size in (((p_plus, p_minus), "s", 90), ((dense_p,
+                                                               dense_p), "x",
+                                                               40)):
     cells = certify_grid(frontier_p, pp, pm, extent_ra, extent_rd)
     ra_cells, rd_cells = np.nonzero(cells)
-    axes[1].scatter(ra_cells, rd_cells, marker=marker, s=size, label=f"p+={pp}, p-={pm}")
-axes[1].set(xlabel="ra (additions)", ylabel="rd (deletions)", xticks=range(extent_ra + 1),
+    axes[1].scatter(ra_cells, rd_cells, marker=marker, s=size,
+                    label=f"p+={pp}, p-={pm}")
+axes[1].set(xlabel="ra (additions)", ylabel="rd (deletions)",
+            xticks=range(extent_ra + 1),
             title=f"Certified (ra, rd) cells at p_lower = {frontier_p}")
 axes[1].legend(fontsize=8)
 fig.tight_layout()
@@ -395,7 +411,8 @@ if record.is_file():
 
 # %%
 fig, ax = plt.subplots(figsize=(6, 4))
-ax.semilogy(dims, enumeration_s, "o-", label="enumeration of the ball and all 2^d outcomes")
+ax.semilogy(dims, enumeration_s, "o-",
+            label="enumeration of the ball and all 2^d outcomes")
 ax.semilogy(dims, closed_form_s, "s-", label="regions (closed form)")
 ax.set(xlabel="dimension d", ylabel="seconds per certificate (ra = rd = 1)",
        title="Enumeration grows like 2^d, the regions do not")
