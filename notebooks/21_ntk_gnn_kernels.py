@@ -85,7 +85,7 @@ for _w in widths:
         raise ValueError(f"every width must be >= 1, got {widths!r}")
 device = resolve_device(device)
 
-# %%
+# %% tags=["hide-input"]
 import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
@@ -94,7 +94,8 @@ from certlab.checks import KeyResults
 from certlab.graphs.binary_subsets import label_flip_split, load_binary_graph
 from certlab.graphs.csbm import csbm_parameters, csbm_split, sample_csbm
 from certlab.ntk import (gnn_ntk, kernel_svm_accuracy,
-                         kernel_target_alignment, normalized_kernel, skip_alpha_reference_ntk,
+                         kernel_target_alignment, normalized_kernel,
+                         skip_alpha_reference_ntk,
                          width_convergence)
 from certlab.plotting import use_book_style
 from certlab.utils import seed_everything
@@ -187,17 +188,21 @@ from certlab.ntk import PAPER_ARCHITECTURES as ARCHITECTURES
 order = np.argsort(csbm.labels, kind="stable")
 kernels_csbm = {name: gnn_ntk(csbm.adj, csbm.features, depth=depth, **kw)
                 for name, kw in ARCHITECTURES.items()}
-alignment = {name: kernel_target_alignment(k, csbm.labels) for name, k in kernels_csbm.items()}
+alignment = {name: kernel_target_alignment(k, csbm.labels) for name,
+             k in kernels_csbm.items()}
 
 fig, axes = plt.subplots(2, 4, figsize=(7.5, 4.6))
 for ax, (name, k) in zip(axes.flat, kernels_csbm.items()):
-    image = ax.imshow(normalized_kernel(k)[np.ix_(order, order)], cmap="RdBu_r", vmin=-1,
+    image = ax.imshow(normalized_kernel(k)[np.ix_(order, order)], cmap="RdBu_r",
+                      vmin=-1,
                       vmax=1, interpolation="nearest")
     boundary = int((csbm.labels == -1).sum()) - 0.5
     ax.axhline(boundary, color="k", lw=0.6)
     ax.axvline(boundary, color="k", lw=0.6)
-    ax.set(title=f"{name}\ncentred alignment {alignment[name]:.2f}", xticks=[], yticks=[])
-fig.colorbar(image, ax=axes, shrink=0.6, label=r"$\Theta_{ij} / \sqrt{\Theta_{ii}\Theta_{jj}}$")
+    ax.set(title=f"{name}\ncentred alignment {alignment[name]:.2f}", xticks=[],
+           yticks=[])
+fig.colorbar(image, ax=axes, shrink=0.6,
+             label=r"$\Theta_{ij} / \sqrt{\Theta_{ii}\Theta_{jj}}$")
 fig.suptitle(f"NTKs on a CSBM graph (n = {n_csbm}, depth {depth}), nodes sorted by class "
              "(black lines: class boundary)")
 plt.show()
@@ -241,9 +246,11 @@ small = sample_csbm(convergence_nodes, seed=seed + 1)
 errors = {}
 for name, kw in ARCHITECTURES.items():
     errors[name] = width_convergence(small.adj, small.features, widths=widths,
-                                     seeds=range(n_init_seeds), depth=depth, device=device,
+                                     seeds=range(n_init_seeds), depth=depth,
+                                     device=device,
                                      **kw).mean(axis=1)
-reference_variant = skip_alpha_reference_ntk(small.adj, small.features, depth=depth,
+reference_variant = skip_alpha_reference_ntk(small.adj, small.features,
+                                             depth=depth,
                                              skip_alpha=0.1)
 errors_reference_variant = width_convergence(
     small.adj, small.features, "gcn", widths=widths, seeds=range(n_init_seeds),
@@ -256,8 +263,10 @@ for name, err in errors.items():
 ax.loglog(widths, errors_reference_variant, "k--", marker="x",
           label="skip-alpha vs the authors' variant")
 w = np.asarray(widths, dtype=float)
-ax.loglog(w, errors["GCN"][0] * np.sqrt(w[0] / w), ":", color="0.5", label=r"$\propto h^{-1/2}$")
-ax.set(xlabel="hidden width h", ylabel=r"$\|J J^\top - \Theta\|_F \,/\, \|\Theta\|_F$",
+ax.loglog(w, errors["GCN"][0] * np.sqrt(w[0] / w), ":", color="0.5",
+          label=r"$\propto h^{-1/2}$")
+ax.set(xlabel="hidden width h",
+       ylabel=r"$\|J J^\top - \Theta\|_F \,/\, \|\Theta\|_F$",
        title=f"Empirical NTK -> closed form (CSBM, n = {convergence_nodes}, "
              f"{n_init_seeds} initialisations)")
 ax.legend(fontsize=8, ncol=2)
@@ -269,7 +278,8 @@ print(f"{'width':>15s} " + " ".join(f"{w_:>7d}" for w_ in widths))
 for name, err in errors.items():
     print(f"{name:>15s} " + " ".join(f"{e:7.3f}" for e in err))
 print(f"{'alpha, authors':>15s} " + " ".join(f"{e:7.3f}" for e in errors_reference_variant))
-gap = np.linalg.norm(reference_variant - gnn_ntk(small.adj, small.features, "gcn", depth=depth,
+gap = np.linalg.norm(reference_variant - gnn_ntk(small.adj, small.features,
+                                                 "gcn", depth=depth,
                                                  skip="alpha", skip_alpha=0.1))
 print(f"relative gap between the two skip-alpha kernels: "
       f"{gap / np.linalg.norm(reference_variant):.3f}")
@@ -308,8 +318,10 @@ for s in seeds:
         k = gnn_ntk(graph.adj, graph.features, depth=depth, **kw)
         for data, kernel, labels, split, c_paper in (
                 ("CSBM", k, graph.labels, split_csbm, PAPER_C_CSBM),
-                (real_label, kernels_real[name], real.labels, split_real, PAPER_C_REAL[name])):
-            result = kernel_svm_accuracy(kernel, labels, split.labeled, split.test,
+                (real_label, kernels_real[name], real.labels, split_real,
+                 PAPER_C_REAL[name])):
+            result = kernel_svm_accuracy(kernel, labels, split.labeled,
+                                         split.test,
                                          C=c_paper if svm_C == "paper" else None, seed=s)
             rows.append({"data": data, "architecture": name, "seed": s,
                          "accuracy": 100 * result.accuracy, "C": result.C,
@@ -323,7 +335,9 @@ summary = summary.reindex(list(ARCHITECTURES))
 fig, ax = plt.subplots(figsize=(7.5, 3.6))
 x = np.arange(len(ARCHITECTURES))
 for offset, data in ((-0.2, "CSBM"), (0.2, real_label)):
-    ax.bar(x + offset, summary[("mean", data)], 0.4, yerr=summary[("std", data)], capsize=3,
+    ax.bar(x + offset, summary[("mean", data)], 0.4, yerr=summary[("std",
+                                                                   data)],
+                                                                   capsize=3,
            label=data)
 ax.set_xticks(x, list(ARCHITECTURES), rotation=20)
 ax.set(ylabel="test accuracy (%)", ylim=(50, 100),
@@ -340,18 +354,23 @@ plt.show()
 # %%
 from certlab.ntk import PUBLISHED_SAMPLEWISE_CORA_MLB
 
-PAPER_CERTIFIED_AT_1 = {name: acc[0] for name, acc in PUBLISHED_SAMPLEWISE_CORA_MLB.items()}
+PAPER_CERTIFIED_AT_1 = {name: acc[0] for name,
+                        acc in PUBLISHED_SAMPLEWISE_CORA_MLB.items()}
 print(f"every SVM solve reached a KKT residual below 1e-10: {bool(results['kkt'].max() < 1e-10)}")
 print(f"{'architecture':15s} {'CSBM':>13s} {real_label:>15s}   paper {real_label} certified "
       "acc. at 1 flip")
 for name in ARCHITECTURES:
-    m_c, s_c = summary.loc[name, ("mean", "CSBM")], summary.loc[name, ("std", "CSBM")]
-    m_r, s_r = summary.loc[name, ("mean", real_label)], summary.loc[name, ("std", real_label)]
+    m_c, s_c = summary.loc[name, ("mean", "CSBM")], summary.loc[name, ("std",
+                                                                       "CSBM")]
+    m_r, s_r = summary.loc[name, ("mean",
+                                  real_label)], summary.loc[name, ("std",
+                                                                   real_label)]
     paper = f"{PAPER_CERTIFIED_AT_1[name]:.1f}" if real_graph == "cora_ml" else "-"
     print(f"{name:15s} {m_c:6.1f} +- {s_c:4.1f} {m_r:8.1f} +- {s_r:4.1f}   {paper:>8s}")
 if svm_C == "cv":
     print("median C chosen by cross-validation:")
-    print(results.groupby(["data", "architecture"], sort=False)["C"].median().to_string())
+    print(results.groupby(["data", "architecture"],
+                          sort=False)["C"].median().to_string())
 
 # %% [markdown]
 # What the numbers say, at the scale we ran (the paper's $n$, seeds and labeled-set sizes;
