@@ -122,7 +122,7 @@ if not 1 <= multiclass_max_flips <= 7 * multiclass_per_class:
 check_probability(collective_max_fraction, "collective_max_fraction", open_low=True)
 device = resolve_device(device)
 
-# %%
+# %% tags=["hide-input"]
 import time
 
 import matplotlib.pyplot as plt
@@ -133,8 +133,10 @@ from certlab.checks import KeyResults
 from certlab.graphs.binary_subsets import label_flip_split, load_binary_graph
 from certlab.graphs.csbm import csbm_split, sample_csbm
 from certlab.ntk import gnn_ntk
-from certlab.poisoning.certificates import (certified_fraction, certify_samplewise,
-                                            collective_flips_curve, min_label_flips)
+from certlab.poisoning.certificates import (certified_fraction,
+                                            certify_samplewise,
+                                            collective_flips_curve,
+                                            min_label_flips)
 from certlab.poisoning.svm import fit_svm
 from certlab.plotting import use_book_style
 from certlab.utils import seed_everything
@@ -202,7 +204,8 @@ def samplewise_table(seeds):
                 correct = fit_svm(K_train, y, C).predict(K_test) == labels[T]
                 acc = certified_fraction(flips, range(max_flips + 1), correct)
                 for k in range(max_flips + 1):
-                    rows.append({"data": data, "architecture": name, "seed": s, "k": k,
+                    rows.append({"data": data, "architecture": name, "seed": s,
+                                 "k": k,
                                  "certified_accuracy": 100 * acc[k],
                                  "certified_nodes": int(np.sum(correct & (flips > k)))})
     return pd.DataFrame(rows)
@@ -211,15 +214,18 @@ def samplewise_table(seeds):
 start = time.perf_counter()
 samplewise = samplewise_table([seed + s for s in range(n_seeds)])
 samplewise_seconds = time.perf_counter() - start
-mean_sw = (samplewise.groupby(["data", "architecture", "k"], sort=False)["certified_accuracy"]
+mean_sw = (samplewise.groupby(["data", "architecture", "k"],
+                              sort=False)["certified_accuracy"]
            .mean().unstack("k"))
 
 # %%
 fig, axes = plt.subplots(1, 2, figsize=(7.5, 3.6), sharey=True)
 for ax, data in zip(axes, ("CSBM", real_label)):
     for name in ARCHITECTURES:
-        ax.plot(range(max_flips + 1), mean_sw.loc[(data, name)], marker="o", label=name)
-    ax.set(title=f"{data}: sample-wise certified accuracy", xlabel="labels flipped k",
+        ax.plot(range(max_flips + 1), mean_sw.loc[(data, name)], marker="o",
+                label=name)
+    ax.set(title=f"{data}: sample-wise certified accuracy",
+           xlabel="labels flipped k",
            xticks=range(max_flips + 1))
 axes[0].set_ylabel(f"certified accuracy (%), mean of {n_seeds} seeds")
 axes[1].legend(fontsize=8)
@@ -270,18 +276,21 @@ K = kernels_real["GCN"]
 K_train, K_test, y0 = K[np.ix_(L0, L0)], K[np.ix_(T0, L0)], real.labels[L0]
 C = PAPER_C_REAL["GCN"]
 start = time.perf_counter()
-enum_flips = min_label_flips(K_train, K_test, y0, C=C, max_flips=max(milp_budgets),
+enum_flips = min_label_flips(K_train, K_test, y0, C=C,
+                             max_flips=max(milp_budgets),
                              method="enumerate")
 enum_seconds = time.perf_counter() - start
 milp_rows = []
 for budget in milp_budgets:
-    for cert in certify_samplewise(K_train, K_test, y0, C=C, budget=budget, time_limit=120):
+    for cert in certify_samplewise(K_train, K_test, y0, C=C, budget=budget,
+                                   time_limit=120):
         milp_rows.append({"node": int(T0[cert.index]), "budget": budget,
                           "milp status": cert.status,
                           "enumeration": "certified" if enum_flips[cert.index] > budget
                           else "not certified",
                           "worst margin": round(cert.worst_case_margin, 4),
-                          "flips used": cert.n_flips, "seconds": cert.solve_time_s})
+                          "flips used": cert.n_flips,
+                          "seconds": cert.solve_time_s})
 milp_table = pd.DataFrame(milp_rows)
 
 # %%
@@ -319,29 +328,36 @@ collective_rows = []
 start = time.perf_counter()
 for s in range(seed, seed + collective_seeds):
     split = label_flip_split(real.labels, seed=s)
-    nodes = np.random.default_rng(s).choice(split.test, n_collective_nodes, replace=False)
+    nodes = np.random.default_rng(s).choice(split.test, n_collective_nodes,
+                                            replace=False)
     L = split.labeled
     for name in collective_architectures:
         K = kernels_real[name]
-        curve = collective_flips_curve(K[np.ix_(L, L)], K[np.ix_(nodes, L)], real.labels[L],
+        curve = collective_flips_curve(K[np.ix_(L, L)], K[np.ix_(nodes, L)],
+                                       real.labels[L],
                                        model="svm", C=PAPER_C_REAL[name],
                                        max_budget=max_budget)
         for k in range(1, max_budget + 1):
-            collective_rows.append({"architecture": name, "seed": s, "budget": k,
-                                    "fraction": k / 20, "flipped_nodes": int(curve[k]),
+            collective_rows.append({"architecture": name, "seed": s,
+                                    "budget": k,
+                                    "fraction": k / 20,
+                                    "flipped_nodes": int(curve[k]),
                                     "certified_ratio": 100 * (1 - curve[k] / len(nodes))})
 collective_seconds = time.perf_counter() - start
 collective = (pd.DataFrame(collective_rows)
-              .groupby(["architecture", "fraction"])["certified_ratio"].mean().unstack(0))
+              .groupby(["architecture",
+                        "fraction"])["certified_ratio"].mean().unstack(0))
 
 # %%
-from certlab.ntk import PUBLISHED_COLLECTIVE_GCN_CORA_MLB as PAPER_COLLECTIVE_GCN
+from certlab.ntk import (PUBLISHED_COLLECTIVE_GCN_CORA_MLB as PAPER_COLLECTIVE_GCN)
 
 fig, ax = plt.subplots(figsize=(7.5, 4.2))
 for name in collective_architectures:
-    ax.plot(collective.index, collective[name], marker="o", label=f"{name} (ours)")
+    ax.plot(collective.index, collective[name], marker="o",
+            label=f"{name} (ours)")
 if real_graph == "cora_ml":
-    ax.plot(list(PAPER_COLLECTIVE_GCN), list(PAPER_COLLECTIVE_GCN.values()), "k--", marker="s",
+    ax.plot(list(PAPER_COLLECTIVE_GCN), list(PAPER_COLLECTIVE_GCN.values()),
+            "k--", marker="s",
             label="GCN (paper, 5 seeds)")
 ax.axvspan(0.15, 0.30, color="0.9", zorder=0, label="paper's plateau")
 ax.set(xlabel="fraction of labels flipped", ylabel="certified ratio (%)",
@@ -377,20 +393,24 @@ def real_samplewise_table(graph, seeds):
         for s in seeds:
             split = label_flip_split(graph.labels, seed=s)
             L, T = split.labeled, split.test
-            K_train, K_test, y = K[np.ix_(L, L)], K[np.ix_(T, L)], graph.labels[L]
+            K_train, K_test, y = K[np.ix_(L, L)], K[np.ix_(T,
+                                                           L)], graph.labels[L]
             C = PAPER_C_REAL[name]
-            flips = min_label_flips(K_train, K_test, y, model="svm", C=C, max_flips=max_flips)
+            flips = min_label_flips(K_train, K_test, y, model="svm", C=C,
+                                    max_flips=max_flips)
             correct = fit_svm(K_train, y, C).predict(K_test) == graph.labels[T]
             acc = certified_fraction(flips, range(max_flips + 1), correct)
             rows += [{"architecture": name, "seed": s, "k": k,
                       "certified_accuracy": 100 * acc[k]} for k in range(max_flips + 1)]
-    return (pd.DataFrame(rows).groupby(["architecture", "k"], sort=False)["certified_accuracy"]
+    return (pd.DataFrame(rows).groupby(["architecture", "k"],
+                                       sort=False)["certified_accuracy"]
             .mean().unstack("k"))
 
 
 if citeseer_table and real_graph != "citeseer":
     citeseer = load_binary_graph("citeseer")
-    mean_cs = real_samplewise_table(citeseer, [seed + s for s in range(n_seeds)])
+    mean_cs = real_samplewise_table(citeseer,
+                                    [seed + s for s in range(n_seeds)])
 
 # %%
 if citeseer_table and real_graph != "citeseer":
@@ -430,7 +450,8 @@ split7 = label_flip_split(cora7.labels, n_train_per_class=multiclass_per_class
                           n_val_per_class=multiclass_per_class // 2, seed=seed)
 L7, T7 = split7.labeled, split7.test
 start = time.perf_counter()
-flips7 = min_label_flips(K7[np.ix_(L7, L7)], K7[np.ix_(T7, L7)], cora7.labels[L7], model="svm",
+flips7 = min_label_flips(K7[np.ix_(L7, L7)], K7[np.ix_(T7, L7)],
+                         cora7.labels[L7], model="svm",
                          C=C7, max_flips=multiclass_max_flips)
 correct7 = fit_svm(K7[np.ix_(L7, L7)], cora7.labels[L7], C7).predict(
     K7[np.ix_(T7, L7)]) == cora7.labels[T7]
@@ -443,9 +464,11 @@ keep3 = np.flatnonzero(np.isin(cora7.labels, top3))
 labels3 = np.searchsorted(np.sort(top3), cora7.labels[keep3])
 split3 = label_flip_split(labels3, n_train_per_class=multiclass_milp_per_class
                           - multiclass_milp_per_class // 2,
-                          n_val_per_class=multiclass_milp_per_class // 2, seed=seed)
+                          n_val_per_class=multiclass_milp_per_class // 2,
+                          seed=seed)
 L3, T3 = keep3[split3.labeled], keep3[split3.test]
-K3_train, K3_test, y3 = K7[np.ix_(L3, L3)], K7[np.ix_(T3, L3)], labels3[split3.labeled]
+K3_train, K3_test, y3 = K7[np.ix_(L3, L3)], K7[np.ix_(T3,
+                                                      L3)], labels3[split3.labeled]
 flips3 = min_label_flips(K3_train, K3_test, y3, model="svm", C=C7, max_flips=2,
                          method="enumerate")
 # half the checked nodes need the most flips (certified at 1 flip), half the fewest
@@ -453,7 +476,8 @@ order3 = np.argsort(-flips3, kind="stable")
 check3 = np.concatenate([order3[:(n_multiclass_milp_nodes + 1) // 2],
                          order3[::-1][:n_multiclass_milp_nodes // 2]])
 start = time.perf_counter()
-milp3 = certify_samplewise(K3_train, K3_test[check3], y3, model="svm", C=C7, budget=1,
+milp3 = certify_samplewise(K3_train, K3_test[check3], y3, model="svm", C=C7,
+                           budget=1,
                            time_limit=60)
 milp3_seconds = time.perf_counter() - start
 
