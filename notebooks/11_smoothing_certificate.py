@@ -138,10 +138,12 @@ table["fill order"] = np.arange(1, regions.n_regions + 1)
 table = table.sort_values("q").set_index("q")
 
 # %%
-print(f"p+ = {p_plus}, p- = {p_minus}, ra = {ra}, rd = {rd}: {regions.n_regions} regions")
-print(table.to_string(float_format=lambda v: f"{v:.4e}"))
-print(f"masses sum to 1 within 1e-12 under x and x~: "
-      f"{bool(abs(regions.px.sum() - 1) < 1e-12 and abs(regions.px_tilde.sum() - 1) < 1e-12)}")
+print(f"p+ = {p_plus}, p- = {p_minus}, ra = {ra}, rd = {rd}: "
+      f"{regions.n_regions} regions")
+sums_ok = bool(abs(regions.px.sum() - 1) < 1e-12
+               and abs(regions.px_tilde.sum() - 1) < 1e-12)
+print(f"masses sum to 1 within 1e-12 under x and x~: {sums_ok}")
+table.style.format("{:.4e}", subset=["P_x(R_q)", "P_x~(R_q)", "ratio"])
 
 # %%
 fig, axes = plt.subplots(1, 2, figsize=(7.5, 3.4))
@@ -326,9 +328,9 @@ noise_table = pd.DataFrame(rows).set_index("noise")
 
 # %%
 print(f"p_lower = {frontier_p}; a clean Cora-ML node has about {ones_cora} ones")
-print(noise_table.to_string(float_format=lambda v: f"{v:.1f}"))
-print(f"sparse noise, largest rd certified together with ra = 0, 1, ...: "
-      f"{sparse_frontier.tolist()}")
+print("sparse noise, largest rd certified together with ra = 0, 1, ...:")
+print(f"{sparse_frontier.tolist()}")
+noise_table.style.format(precision=1)
 
 # %%
 fig, axes = plt.subplots(1, 2, figsize=(7.5, 3.6))
