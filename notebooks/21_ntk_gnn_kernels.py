@@ -357,16 +357,17 @@ from certlab.ntk import PUBLISHED_SAMPLEWISE_CORA_MLB
 PAPER_CERTIFIED_AT_1 = {name: acc[0] for name,
                         acc in PUBLISHED_SAMPLEWISE_CORA_MLB.items()}
 print(f"every SVM solve reached a KKT residual below 1e-10: {bool(results['kkt'].max() < 1e-10)}")
-print(f"{'architecture':15s} {'CSBM':>13s} {real_label:>15s}   paper {real_label} certified "
-      "acc. at 1 flip")
+accuracy_rows = []
 for name in ARCHITECTURES:
-    m_c, s_c = summary.loc[name, ("mean", "CSBM")], summary.loc[name, ("std",
-                                                                       "CSBM")]
-    m_r, s_r = summary.loc[name, ("mean",
-                                  real_label)], summary.loc[name, ("std",
-                                                                   real_label)]
-    paper = f"{PAPER_CERTIFIED_AT_1[name]:.1f}" if real_graph == "cora_ml" else "-"
-    print(f"{name:15s} {m_c:6.1f} +- {s_c:4.1f} {m_r:8.1f} +- {s_r:4.1f}   {paper:>8s}")
+    row = {"architecture": name}
+    for data in ("CSBM", real_label):
+        mean = summary.loc[name, ("mean", data)]
+        std = summary.loc[name, ("std", data)]
+        row[f"{data} acc. (%)"] = f"{mean:.1f} +- {std:.1f}"
+    row[f"paper {real_label}, cert. acc. at 1 flip"] = (
+        f"{PAPER_CERTIFIED_AT_1[name]:.1f}" if real_graph == "cora_ml" else "–")
+    accuracy_rows.append(row)
+display(pd.DataFrame(accuracy_rows).style.hide(axis="index"))
 if svm_C == "cv":
     print("median C chosen by cross-validation:")
     print(results.groupby(["data", "architecture"],
