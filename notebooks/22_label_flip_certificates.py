@@ -241,14 +241,18 @@ from certlab.ntk import PUBLISHED_SAMPLEWISE_CORA_MLB as PAPER_SW
 
 ks = [k for k in (1, 2, 3) if k <= max_flips]
 print(f"sample-wise certified accuracy (%) at k = {ks} flipped labels")
-print(f"{'architecture':15s} {'CSBM (40 labels)':>20s} {real_label + ' (20 labels)':>22s}"
-      + ("   paper Cora-MLb" if real_graph == "cora_ml" else ""))
+sw_rows = []
 for name in ARCHITECTURES:
-    ours_c = " / ".join(f"{mean_sw.loc[('CSBM', name), k]:4.1f}" for k in ks)
-    ours_r = " / ".join(f"{mean_sw.loc[(real_label, name), k]:4.1f}" for k in ks)
-    paper = (" / ".join(f"{v:4.1f}" for v in PAPER_SW[name][:len(ks)])
-             if real_graph == "cora_ml" else "")
-    print(f"{name:15s} {ours_c:>20s} {ours_r:>22s}   {paper}")
+    row = {"architecture": name}
+    row["CSBM (40 labels)"] = " / ".join(
+        f"{mean_sw.loc[('CSBM', name), k]:.1f}" for k in ks)
+    row[f"{real_label} (20 labels)"] = " / ".join(
+        f"{mean_sw.loc[(real_label, name), k]:.1f}" for k in ks)
+    if real_graph == "cora_ml":
+        row["paper Cora-MLb"] = " / ".join(
+            f"{v:.1f}" for v in PAPER_SW[name][:len(ks)])
+    sw_rows.append(row)
+pd.DataFrame(sw_rows).style.hide(axis="index")
 
 # %% [markdown]
 # **Hierarchy.** The ranking of the architectures at one and two flips, per data set:
@@ -345,11 +349,12 @@ for s in range(seed, seed + collective_seeds):
                                     "certified_ratio": 100 * (1 - curve[k] / len(nodes))})
 collective_seconds = time.perf_counter() - start
 collective = (pd.DataFrame(collective_rows)
-              .groupby(["architecture",
-                        "fraction"])["certified_ratio"].mean().unstack(0))
+              .groupby(["architecture", "fraction"])["certified_ratio"]
+              .mean().unstack(0))
 
 # %%
-from certlab.ntk import (PUBLISHED_COLLECTIVE_GCN_CORA_MLB as PAPER_COLLECTIVE_GCN)
+from certlab.ntk import (
+    PUBLISHED_COLLECTIVE_GCN_CORA_MLB as PAPER_COLLECTIVE_GCN)
 
 fig, ax = plt.subplots(figsize=(7.5, 4.2))
 for name in collective_architectures:
@@ -368,13 +373,13 @@ print(f"collective curves: {collective_seconds:.1f} s")
 
 # %%
 print("collective certified ratio (%) by fraction of labels flipped")
-print("fraction   " + "  ".join(f"{name:>8s}" for name in collective_architectures)
-      + ("     paper GCN" if real_graph == "cora_ml" else ""))
-for frac in collective.index:
-    paper = PAPER_COLLECTIVE_GCN.get(round(frac, 2))
-    print(f"{frac:8.2f}   " + "  ".join(f"{collective.loc[frac, n]:8.1f}"
-                                       for n in collective_architectures)
-          + (f"     {paper:9.1f}" if paper is not None and real_graph == "cora_ml" else ""))
+collective_view = collective[list(collective_architectures)].copy()
+if real_graph == "cora_ml":
+    collective_view["paper GCN"] = [
+        PAPER_COLLECTIVE_GCN.get(round(frac, 2), np.nan)
+        for frac in collective.index]
+collective_view.index.name = "fraction flipped"
+collective_view.style.format(precision=1, na_rep="–")
 
 # %% [markdown]
 # ## Citeseerb
