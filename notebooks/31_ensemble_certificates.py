@@ -233,13 +233,20 @@ for task, t in tasks.items():
             smallest_part=int(partition_sizes(parts, P).min()))
 
 # %%
-for task in tasks:
-    print(f"{task} (ridge {tasks[task]['ridge']:g}): P | accuracy | median certified flips "
-          f"EnsembleCert / DPA | smallest part | costs flagged exact")
-    for P in n_parts:
-        r = results[task, P]
-        print(f"  {P:4d} | {r['accuracy']:.3f} | {r['ensemble']:6.1f} / {r['dpa']:6.1f} | "
-              f"{r['smallest_part']:4d} | {r['exact']:.3f}")
+import pandas as pd
+
+partition_table = pd.DataFrame([
+    {"task": f"{task} (ridge {tasks[task]['ridge']:g})", "P": P,
+     "accuracy": results[task, P]["accuracy"],
+     "median flips, EnsembleCert": results[task, P]["ensemble"],
+     "median flips, DPA": results[task, P]["dpa"],
+     "smallest part": results[task, P]["smallest_part"],
+     "costs flagged exact": results[task, P]["exact"]}
+    for task in tasks for P in n_parts])
+partition_table.style.format(
+    {"accuracy": "{:.3f}", "median flips, EnsembleCert": "{:.1f}",
+     "median flips, DPA": "{:.1f}", "costs flagged exact": "{:.3f}"}
+).hide(axis="index")
 
 # %% [markdown]
 # Two things to read off. With few partitions, the black-box certificate is close to useless
