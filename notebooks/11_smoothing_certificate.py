@@ -93,10 +93,11 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 
+from myst_nb import glue
+
 from certlab.checks import KeyResults
 from certlab.smoothing.certificate import (certify_grid, max_certified_radius,
-                                           rho_lower,
-                                           rho_upper)
+                                           rho_lower, rho_upper)
 from certlab.smoothing.reference import (binary_ball, binary_channels,
                                          brute_force_worst_case,
                                          rho_lower_reference)
@@ -228,9 +229,19 @@ ax.set(xlabel=r"probability of the class under $\phi(x)$",
        title=f"Worst case at ra = {ra}, rd = {rd} (dots: region boundaries)")
 ax.legend(loc="upper left", bbox_to_anchor=(1.02, 1), fontsize=8)
 fig.tight_layout()
-plt.show()
+glue("ch11_rho_fig", fig, display=False)
+plt.close(fig)
 
 # %% [markdown]
+# ```{glue:figure} ch11_rho_fig
+# :name: fig-ch11-rho
+#
+# The worst-case probability $\rho_{lower}$ of the top class and the best case
+# $\rho_{upper}$ of a runner-up as functions of the class probability, for the toy budget.
+# The prediction is certified where $\rho_{lower}(\underline{p_A}) > 0.5$ (dotted line);
+# the dots mark region boundaries, the red marker the toy $\underline{p_A}$.
+# ```
+#
 # ## The brute-force check
 #
 # The regions are a shortcut; the definition is a minimum over every $\tilde x$ in the ball and
