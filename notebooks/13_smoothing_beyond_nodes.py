@@ -147,11 +147,14 @@ gin_ra, gin_rd, gin_ra_curve, gin_rd_curve = radius_curves(gin_result,
 # %%
 sizes = np.array([g.num_nodes for g in graphs])
 print(f"{tu_dataset}: {len(graphs)} graphs, {sizes.mean():.1f} nodes on average, "
-      f"{n_graph_classes} classes; {len(train_set)} train / {len(val_set)} val / "
+      f"{n_graph_classes} classes")
+print(f"split: {len(train_set)} train / {len(val_set)} val / "
       f"{len(test_set)} test")
 print(f"GIN clean accuracy {gin_clean_acc:.2f}, smoothed accuracy "
-      f"{gin_result.accuracy(labels[test_idx]):.2f}, abstains on {gin_result.abstain.mean():.2f}")
-print(f"average max certified radius: deletions {np.maximum(gin_rd, 0).mean():.2f}, "
+      f"{gin_result.accuracy(labels[test_idx]):.2f}, "
+      f"abstains on {gin_result.abstain.mean():.2f}")
+print(f"average max certified radius: "
+      f"deletions {np.maximum(gin_rd, 0).mean():.2f}, "
       f"additions {np.maximum(gin_ra, 0).mean():.2f}")
 
 # %%
