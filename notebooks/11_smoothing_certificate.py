@@ -36,9 +36,11 @@
 # when the *worst case*
 #
 # $$
-# \rho = \min_{\tilde x \in \mathcal B_{r_a, r_d}(x)} \;\; \min_{h:\{0,1\}^d \to [0, 1]}
-# \; \mathbb E\, h(\phi(\tilde x)) \quad \text{s.t.} \quad \mathbb E\, h(\phi(x)) \ge
-# \underline{p_A}
+# \begin{aligned}
+# \rho = \min_{\tilde x \in \mathcal B_{r_a, r_d}(x)} \;\; &\min_{h:\{0,1\}^d \to [0, 1]}
+# \; \mathbb E\, h(\phi(\tilde x)) \\
+# &\text{s.t.} \quad \mathbb E\, h(\phi(x)) \ge \underline{p_A}
+# \end{aligned}
 # $$
 #
 # exceeds $1/2$ (two classes; with several classes, $\rho$ must exceed the analogous *largest*
@@ -69,7 +71,7 @@ from certlab.parameters import validate_chapter_parameters
 
 validate_chapter_parameters("11_smoothing_certificate", globals())
 
-# %%
+# %% tags=["hide-input"]
 import json
 import time
 from pathlib import Path
@@ -78,10 +80,13 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 
+from myst_nb import glue
+
 from certlab.checks import KeyResults
-from certlab.smoothing.certificate import (certify_grid, max_certified_radius, rho_lower,
-                                           rho_upper)
-from certlab.smoothing.reference import (binary_ball, binary_channels, brute_force_worst_case,
+from certlab.smoothing.certificate import (certify_grid, max_certified_radius,
+                                           rho_lower, rho_upper)
+from certlab.smoothing.reference import (binary_ball, binary_channels,
+                                         brute_force_worst_case,
                                          rho_lower_reference)
 from certlab.smoothing.regions import binary_regions
 from certlab.plotting import use_book_style
@@ -101,9 +106,11 @@ rng = seed_everything(seed)
 # likelihood ratio is
 #
 # $$
-# \frac{P(\phi(x) = z)}{P(\phi(\tilde x) = z)} =
-# \Big(\frac{p_+}{1 - p_-}\Big)^{q - r_d} \Big(\frac{p_-}{1 - p_+}\Big)^{q - r_a},
-# \qquad z \in \mathcal R_q, \quad q = 0, \dots, r_a + r_d,
+# \begin{aligned}
+# \frac{P(\phi(x) = z)}{P(\phi(\tilde x) = z)} &=
+# \Big(\frac{p_+}{1 - p_-}\Big)^{q - r_d} \Big(\frac{p_-}{1 - p_+}\Big)^{q - r_a}, \\
+# &\qquad z \in \mathcal R_q, \quad q = 0, \dots, r_a + r_d,
+# \end{aligned}
 # $$
 #
 # so the $2^d$ outcomes fall into only $r_a + r_d + 1$ regions $\mathcal R_q$, whatever the
@@ -119,15 +126,18 @@ table["fill order"] = np.arange(1, regions.n_regions + 1)
 table = table.sort_values("q").set_index("q")
 
 # %%
-print(f"p+ = {p_plus}, p- = {p_minus}, ra = {ra}, rd = {rd}: {regions.n_regions} regions")
-print(table.to_string(float_format=lambda v: f"{v:.4e}"))
-print(f"masses sum to 1 within 1e-12 under x and x~: "
-      f"{bool(abs(regions.px.sum() - 1) < 1e-12 and abs(regions.px_tilde.sum() - 1) < 1e-12)}")
+print(f"p+ = {p_plus}, p- = {p_minus}, ra = {ra}, rd = {rd}: "
+      f"{regions.n_regions} regions")
+sums_ok = bool(abs(regions.px.sum() - 1) < 1e-12
+               and abs(regions.px_tilde.sum() - 1) < 1e-12)
+print(f"masses sum to 1 within 1e-12 under x and x~: {sums_ok}")
+table.style.format("{:.4e}", subset=["P_x(R_q)", "P_x~(R_q)", "ratio"])
 
 # %%
 fig, axes = plt.subplots(1, 2, figsize=(7.5, 3.4))
 q = table.index.to_numpy()
-axes[0].bar(q - 0.2, table["P_x(R_q)"], width=0.4, label=r"$P(\phi(x) \in \mathcal{R}_q)$")
+axes[0].bar(q - 0.2, table["P_x(R_q)"], width=0.4,
+            label=r"$P(\phi(x) \in \mathcal{R}_q)$")
 axes[0].bar(q + 0.2, table["P_x~(R_q)"], width=0.4,
             label=r"$P(\phi(\tilde x) \in \mathcal{R}_q)$")
 axes[0].set(yscale="log", xlabel="q = flips among the changed coordinates",
@@ -135,7 +145,8 @@ axes[0].set(yscale="log", xlabel="q = flips among the changed coordinates",
 axes[0].legend()
 axes[1].semilogy(q, table["ratio"], "o-", color="C2")
 for qi, order in zip(q, table["fill order"]):
-    axes[1].annotate(f"#{order}", (qi, table.loc[qi, "ratio"]), textcoords="offset points",
+    axes[1].annotate(f"#{order}", (qi, table.loc[qi, "ratio"]),
+                     textcoords="offset points",
                      xytext=(6, 4))
 axes[1].axhline(1, color="0.7", lw=0.8)
 axes[1].set(xlabel="q", ylabel="likelihood ratio P_x / P_x~",
@@ -157,9 +168,12 @@ plt.show()
 # {cite}`bojchevski2020`:
 #
 # $$
-# \rho = \sum_{\text{taken}} P(\phi(\tilde x) \in \mathcal R) +
-# \Big(\underline{p_A} - \sum_{\text{taken}} P(\phi(x) \in \mathcal R)\Big)
-# \frac{P(\phi(\tilde x) \in \mathcal R_{\text{next}})}{P(\phi(x) \in \mathcal R_{\text{next}})}.
+# \begin{aligned}
+# \rho = {} & \sum_{\text{taken}} P(\phi(\tilde x) \in \mathcal R) \\
+# &+ \Big(\underline{p_A} - \sum_{\text{taken}} P(\phi(x) \in \mathcal R)\Big)
+# \frac{P(\phi(\tilde x) \in \mathcal R_{\text{next}})}
+#       {P(\phi(x) \in \mathcal R_{\text{next}})}.
+# \end{aligned}
 # $$
 #
 # As a function of $\underline{p_A}$ this is a convex, piecewise-linear curve whose kinks are
@@ -187,21 +201,34 @@ print(f"kinks of the curve (cumulative P_x in fill order): {np.round(kinks, 6)}"
 
 # %%
 fig, ax = plt.subplots(figsize=(7.5, 3.8))
-ax.plot(grid_p, curve_lower, label=r"$\rho_{lower}$: worst case for the top class")
+ax.plot(grid_p, curve_lower,
+        label=r"$\rho_{lower}$: worst case for the top class")
 ax.plot(grid_p, curve_upper, label=r"$\rho_{upper}$: best case for a runner-up")
 ax.plot([0, 1], [0, 1], color="0.7", lw=0.8, label="no adversary (ra = rd = 0)")
-ax.scatter(kinks, rho_lower(kinks, p_plus, p_minus, ra, rd), s=15, color="C0", zorder=3)
+ax.scatter(kinks, rho_lower(kinks, p_plus, p_minus, ra, rd), s=15, color="C0",
+           zorder=3)
 ax.axhline(0.5, color="k", ls=":", lw=1)
 ax.plot([p_lower, p_lower], [0, rho_toy], color="C3", lw=1)
-ax.scatter([p_lower], [rho_toy], color="C3", zorder=4, label=f"p_lower = {p_lower}")
+ax.scatter([p_lower], [rho_toy], color="C3", zorder=4,
+           label=f"p_lower = {p_lower}")
 ax.set(xlabel=r"probability of the class under $\phi(x)$",
        ylabel=r"probability under $\phi(\tilde x)$",
        title=f"Worst case at ra = {ra}, rd = {rd} (dots: region boundaries)")
 ax.legend(loc="upper left", bbox_to_anchor=(1.02, 1), fontsize=8)
 fig.tight_layout()
-plt.show()
+glue("ch11_rho_fig", fig, display=False)
+plt.close(fig)
 
 # %% [markdown]
+# ```{glue:figure} ch11_rho_fig
+# :name: fig-ch11-rho
+#
+# The worst-case probability $\rho_{lower}$ of the top class and the best case
+# $\rho_{upper}$ of a runner-up as functions of the class probability, for the toy budget.
+# The prediction is certified where $\rho_{lower}(\underline{p_A}) > 0.5$ (dotted line);
+# the dots mark region boundaries, the red marker the toy $\underline{p_A}$.
+# ```
+#
 # ## The brute-force check
 #
 # The regions are a shortcut; the definition is a minimum over every $\tilde x$ in the ball and
@@ -221,8 +248,10 @@ brute = np.zeros((ra + 1, rd + 1))
 library = np.zeros((ra + 1, rd + 1))
 for a in range(ra + 1):
     for b in range(rd + 1):
-        members = [xt for xt, na, nd in zip(ball, n_added, n_deleted) if na == a and nd == b]
-        brute[a, b] = brute_force_worst_case(p_lower, x_toy, members, channels, "lower")
+        members = [xt for xt, na, nd in zip(ball, n_added,
+                                            n_deleted) if na == a and nd == b]
+        brute[a, b] = brute_force_worst_case(p_lower, x_toy, members, channels,
+                                             "lower")
         library[a, b] = rho_lower(p_lower, p_plus, p_minus, a, b)
 probe = np.linspace(0.05, 0.999, 12)
 brute_ball = np.array([brute_force_worst_case(p, x_toy, ball, channels, "lower")
@@ -254,7 +283,8 @@ print(f"{probe.size} values of p_lower, whole ball: library == brute force to 1e
 # %%
 p_probe = np.array([0.6, 0.9, 0.99, 0.999999, 1 - 1e-12])
 fast_100 = rho_lower(p_probe, p_plus, p_minus, 100, 100)
-ref_100 = np.array([float(rho_lower_reference(p, p_plus, p_minus, 100, 100)) for p in p_probe])
+ref_100 = np.array([float(rho_lower_reference(p, p_plus, p_minus, 100,
+                                              100)) for p in p_probe])
 big = binary_regions(p_plus, p_minus, 60, 60)
 
 # %%
@@ -296,25 +326,31 @@ noise_table = pd.DataFrame(rows).set_index("noise")
 
 # %%
 print(f"p_lower = {frontier_p}; a clean Cora-ML node has about {ones_cora} ones")
-print(noise_table.to_string(float_format=lambda v: f"{v:.1f}"))
-print(f"sparse noise, largest rd certified together with ra = 0, 1, ...: "
-      f"{sparse_frontier.tolist()}")
+print("sparse noise, largest rd certified together with ra = 0, 1, ...:")
+print(f"{sparse_frontier.tolist()}")
+noise_table.style.format(precision=1)
 
 # %%
 fig, axes = plt.subplots(1, 2, figsize=(7.5, 3.6))
-axes[0].step(p_axis, sparse_rd, where="post", label=f"sparse: max rd (p+={p_plus}, p-={p_minus})")
+axes[0].step(p_axis, sparse_rd, where="post",
+             label=f"sparse: max rd (p+={p_plus}, p-={p_minus})")
 axes[0].step(p_axis, sparse_ra, where="post", label="sparse: max ra")
 axes[0].step(p_axis, dense_r, where="post", ls="--",
              label=f"p+ = p- = {dense_p}: max ra + rd")
-axes[0].set(xscale="logit", xlabel=r"$\underline{p_A}$", ylabel="largest certified radius",
+axes[0].set(xscale="logit", xlabel=r"$\underline{p_A}$",
+            ylabel="largest certified radius",
             ylim=(-0.5, max_radius), title="Certified radii")
 axes[0].legend(fontsize=8)
 extent_ra, extent_rd = sparse_frontier.size + 1, int(sparse_frontier.max()) + 2
-for (pp, pm), marker, size in (((p_plus, p_minus), "s", 90), ((dense_p, dense_p), "x", 40)):
+for (pp, pm), marker, size in (((p_plus, p_minus), "s", 90), ((dense_p,
+                                                               dense_p), "x",
+                                                               40)):
     cells = certify_grid(frontier_p, pp, pm, extent_ra, extent_rd)
     ra_cells, rd_cells = np.nonzero(cells)
-    axes[1].scatter(ra_cells, rd_cells, marker=marker, s=size, label=f"p+={pp}, p-={pm}")
-axes[1].set(xlabel="ra (additions)", ylabel="rd (deletions)", xticks=range(extent_ra + 1),
+    axes[1].scatter(ra_cells, rd_cells, marker=marker, s=size,
+                    label=f"p+={pp}, p-={pm}")
+axes[1].set(xlabel="ra (additions)", ylabel="rd (deletions)",
+            xticks=range(extent_ra + 1),
             title=f"Certified (ra, rd) cells at p_lower = {frontier_p}")
 axes[1].legend(fontsize=8)
 fig.tight_layout()
@@ -375,7 +411,8 @@ if record.is_file():
 
 # %%
 fig, ax = plt.subplots(figsize=(6, 4))
-ax.semilogy(dims, enumeration_s, "o-", label="enumeration of the ball and all 2^d outcomes")
+ax.semilogy(dims, enumeration_s, "o-",
+            label="enumeration of the ball and all 2^d outcomes")
 ax.semilogy(dims, closed_form_s, "s-", label="regions (closed form)")
 ax.set(xlabel="dimension d", ylabel="seconds per certificate (ra = rd = 1)",
        title="Enumeration grows like 2^d, the regions do not")

@@ -25,16 +25,21 @@
 # kernel** (NTK) {cite}`jacot2018ntk`,
 #
 # $$
-# \Theta(x, x') = \Big\langle \frac{\partial f(x;\theta_0)}{\partial \theta},
-#                              \frac{\partial f(x';\theta_0)}{\partial \theta} \Big\rangle
-# \;\xrightarrow{\ \text{width}\to\infty\ }\; \text{a deterministic kernel,}
+# \begin{aligned}
+# \Theta(x, x') &= \Big\langle \frac{\partial f(x;\theta_0)}{\partial \theta},
+#                  \frac{\partial f(x';\theta_0)}{\partial \theta} \Big\rangle \\
+# &\xrightarrow{\ \text{width}\to\infty\ }\; \text{a deterministic kernel,}
+# \end{aligned}
 # $$
 #
 # so that training the wide GNN with the hinge loss is the bias-free kernel SVM
 #
 # $$
-# \min_{0 \le \alpha \le C}\; \tfrac12 \alpha^\top (y y^\top \odot \Theta_{LL}) \alpha - \mathbf 1^\top \alpha,
-# \qquad f(x) = \sum_{j \in L} y_j \alpha_j \Theta(x, x_j),
+# \begin{aligned}
+# &\min_{0 \le \alpha \le C}\; \tfrac12 \alpha^\top (y y^\top \odot \Theta_{LL})
+#   \alpha - \mathbf 1^\top \alpha, \\
+# &f(x) = \sum_{j \in L} y_j \alpha_j \Theta(x, x_j),
+# \end{aligned}
 # $$
 #
 # on the labeled nodes $L$. The next chapter replaces the inner SVM by its KKT conditions and
@@ -60,7 +65,7 @@ from certlab.parameters import validate_chapter_parameters
 
 validate_chapter_parameters("21_ntk_gnn_kernels", globals())
 
-# %%
+# %% tags=["hide-input"]
 import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
@@ -69,7 +74,8 @@ from certlab.checks import KeyResults
 from certlab.graphs.binary_subsets import label_flip_split, load_binary_graph
 from certlab.graphs.csbm import csbm_parameters, csbm_split, sample_csbm
 from certlab.ntk import (gnn_ntk, kernel_svm_accuracy,
-                         kernel_target_alignment, normalized_kernel, skip_alpha_reference_ntk,
+                         kernel_target_alignment, normalized_kernel,
+                         skip_alpha_reference_ntk,
                          width_convergence)
 from certlab.plotting import use_book_style
 from certlab.utils import seed_everything
@@ -124,19 +130,23 @@ print(f"{real_label}: {real.num_nodes} nodes ({int((real.labels == 1).sum())} / 
 # recursion (L hidden layers; the output layer aggregates too)
 #
 # $$
-# \Sigma_1 = S X X^\top S^\top, \qquad
-# \Theta \leftarrow S\big((\Theta + \Sigma_i) \odot \dot E_i\big) S^\top, \qquad
-# \Sigma_{i+1} = S E_i S^\top, \qquad
-# \mathrm{NTK} = \Sigma_{L+1} + \Theta,
+# \begin{aligned}
+# \Sigma_1 &= S X X^\top S^\top, \\
+# \Theta &\leftarrow S\big((\Theta + \Sigma_i) \odot \dot E_i\big) S^\top, \\
+# \Sigma_{i+1} &= S E_i S^\top, \\
+# \mathrm{NTK} &= \Sigma_{L+1} + \Theta,
+# \end{aligned}
 # $$
 #
 # where, for ReLU with He scaling and $\rho_{ij} = \Sigma_{ij} / \sqrt{\Sigma_{ii}\Sigma_{jj}}$,
 # the arc-cosine expectations are
 #
 # $$
-# E_{ij} = \sqrt{\Sigma_{ii}\Sigma_{jj}}\;\frac{\rho_{ij}(\pi - \arccos\rho_{ij}) + \sqrt{1-\rho_{ij}^2}}{\pi},
-# \qquad
-# \dot E_{ij} = \frac{\pi - \arccos \rho_{ij}}{\pi},
+# \begin{aligned}
+# E_{ij} &= \sqrt{\Sigma_{ii}\Sigma_{jj}}\;
+#   \frac{\rho_{ij}(\pi - \arccos\rho_{ij}) + \sqrt{1-\rho_{ij}^2}}{\pi}, \\
+# \dot E_{ij} &= \frac{\pi - \arccos \rho_{ij}}{\pi},
+# \end{aligned}
 # $$
 #
 # and $E = \Sigma$, $\dot E = 1$ for the linear activation (so SGC has
@@ -158,17 +168,21 @@ from certlab.ntk import PAPER_ARCHITECTURES as ARCHITECTURES
 order = np.argsort(csbm.labels, kind="stable")
 kernels_csbm = {name: gnn_ntk(csbm.adj, csbm.features, depth=depth, **kw)
                 for name, kw in ARCHITECTURES.items()}
-alignment = {name: kernel_target_alignment(k, csbm.labels) for name, k in kernels_csbm.items()}
+alignment = {name: kernel_target_alignment(k, csbm.labels) for name,
+             k in kernels_csbm.items()}
 
 fig, axes = plt.subplots(2, 4, figsize=(7.5, 4.6))
 for ax, (name, k) in zip(axes.flat, kernels_csbm.items()):
-    image = ax.imshow(normalized_kernel(k)[np.ix_(order, order)], cmap="RdBu_r", vmin=-1,
+    image = ax.imshow(normalized_kernel(k)[np.ix_(order, order)], cmap="RdBu_r",
+                      vmin=-1,
                       vmax=1, interpolation="nearest")
     boundary = int((csbm.labels == -1).sum()) - 0.5
     ax.axhline(boundary, color="k", lw=0.6)
     ax.axvline(boundary, color="k", lw=0.6)
-    ax.set(title=f"{name}\ncentred alignment {alignment[name]:.2f}", xticks=[], yticks=[])
-fig.colorbar(image, ax=axes, shrink=0.6, label=r"$\Theta_{ij} / \sqrt{\Theta_{ii}\Theta_{jj}}$")
+    ax.set(title=f"{name}\ncentred alignment {alignment[name]:.2f}", xticks=[],
+           yticks=[])
+fig.colorbar(image, ax=axes, shrink=0.6,
+             label=r"$\Theta_{ij} / \sqrt{\Theta_{ii}\Theta_{jj}}$")
 fig.suptitle(f"NTKs on a CSBM graph (n = {n_csbm}, depth {depth}), nodes sorted by class "
              "(black lines: class boundary)")
 plt.show()
@@ -212,9 +226,11 @@ small = sample_csbm(convergence_nodes, seed=seed + 1)
 errors = {}
 for name, kw in ARCHITECTURES.items():
     errors[name] = width_convergence(small.adj, small.features, widths=widths,
-                                     seeds=range(n_init_seeds), depth=depth, device=device,
+                                     seeds=range(n_init_seeds), depth=depth,
+                                     device=device,
                                      **kw).mean(axis=1)
-reference_variant = skip_alpha_reference_ntk(small.adj, small.features, depth=depth,
+reference_variant = skip_alpha_reference_ntk(small.adj, small.features,
+                                             depth=depth,
                                              skip_alpha=0.1)
 errors_reference_variant = width_convergence(
     small.adj, small.features, "gcn", widths=widths, seeds=range(n_init_seeds),
@@ -227,8 +243,10 @@ for name, err in errors.items():
 ax.loglog(widths, errors_reference_variant, "k--", marker="x",
           label="skip-alpha vs the authors' variant")
 w = np.asarray(widths, dtype=float)
-ax.loglog(w, errors["GCN"][0] * np.sqrt(w[0] / w), ":", color="0.5", label=r"$\propto h^{-1/2}$")
-ax.set(xlabel="hidden width h", ylabel=r"$\|J J^\top - \Theta\|_F \,/\, \|\Theta\|_F$",
+ax.loglog(w, errors["GCN"][0] * np.sqrt(w[0] / w), ":", color="0.5",
+          label=r"$\propto h^{-1/2}$")
+ax.set(xlabel="hidden width h",
+       ylabel=r"$\|J J^\top - \Theta\|_F \,/\, \|\Theta\|_F$",
        title=f"Empirical NTK -> closed form (CSBM, n = {convergence_nodes}, "
              f"{n_init_seeds} initialisations)")
 ax.legend(fontsize=8, ncol=2)
@@ -240,7 +258,8 @@ print(f"{'width':>15s} " + " ".join(f"{w_:>7d}" for w_ in widths))
 for name, err in errors.items():
     print(f"{name:>15s} " + " ".join(f"{e:7.3f}" for e in err))
 print(f"{'alpha, authors':>15s} " + " ".join(f"{e:7.3f}" for e in errors_reference_variant))
-gap = np.linalg.norm(reference_variant - gnn_ntk(small.adj, small.features, "gcn", depth=depth,
+gap = np.linalg.norm(reference_variant - gnn_ntk(small.adj, small.features,
+                                                 "gcn", depth=depth,
                                                  skip="alpha", skip_alpha=0.1))
 print(f"relative gap between the two skip-alpha kernels: "
       f"{gap / np.linalg.norm(reference_variant):.3f}")
@@ -279,8 +298,10 @@ for s in seeds:
         k = gnn_ntk(graph.adj, graph.features, depth=depth, **kw)
         for data, kernel, labels, split, c_paper in (
                 ("CSBM", k, graph.labels, split_csbm, PAPER_C_CSBM),
-                (real_label, kernels_real[name], real.labels, split_real, PAPER_C_REAL[name])):
-            result = kernel_svm_accuracy(kernel, labels, split.labeled, split.test,
+                (real_label, kernels_real[name], real.labels, split_real,
+                 PAPER_C_REAL[name])):
+            result = kernel_svm_accuracy(kernel, labels, split.labeled,
+                                         split.test,
                                          C=c_paper if svm_C == "paper" else None, seed=s)
             rows.append({"data": data, "architecture": name, "seed": s,
                          "accuracy": 100 * result.accuracy, "C": result.C,
@@ -294,7 +315,9 @@ summary = summary.reindex(list(ARCHITECTURES))
 fig, ax = plt.subplots(figsize=(7.5, 3.6))
 x = np.arange(len(ARCHITECTURES))
 for offset, data in ((-0.2, "CSBM"), (0.2, real_label)):
-    ax.bar(x + offset, summary[("mean", data)], 0.4, yerr=summary[("std", data)], capsize=3,
+    ax.bar(x + offset, summary[("mean", data)], 0.4, yerr=summary[("std",
+                                                                   data)],
+                                                                   capsize=3,
            label=data)
 ax.set_xticks(x, list(ARCHITECTURES), rotation=20)
 ax.set(ylabel="test accuracy (%)", ylim=(50, 100),
@@ -311,18 +334,24 @@ plt.show()
 # %%
 from certlab.ntk import PUBLISHED_SAMPLEWISE_CORA_MLB
 
-PAPER_CERTIFIED_AT_1 = {name: acc[0] for name, acc in PUBLISHED_SAMPLEWISE_CORA_MLB.items()}
+PAPER_CERTIFIED_AT_1 = {name: acc[0] for name,
+                        acc in PUBLISHED_SAMPLEWISE_CORA_MLB.items()}
 print(f"every SVM solve reached a KKT residual below 1e-10: {bool(results['kkt'].max() < 1e-10)}")
-print(f"{'architecture':15s} {'CSBM':>13s} {real_label:>15s}   paper {real_label} certified "
-      "acc. at 1 flip")
+accuracy_rows = []
 for name in ARCHITECTURES:
-    m_c, s_c = summary.loc[name, ("mean", "CSBM")], summary.loc[name, ("std", "CSBM")]
-    m_r, s_r = summary.loc[name, ("mean", real_label)], summary.loc[name, ("std", real_label)]
-    paper = f"{PAPER_CERTIFIED_AT_1[name]:.1f}" if real_graph == "cora_ml" else "-"
-    print(f"{name:15s} {m_c:6.1f} +- {s_c:4.1f} {m_r:8.1f} +- {s_r:4.1f}   {paper:>8s}")
+    row = {"architecture": name}
+    for data in ("CSBM", real_label):
+        mean = summary.loc[name, ("mean", data)]
+        std = summary.loc[name, ("std", data)]
+        row[f"{data} acc. (%)"] = f"{mean:.1f} +- {std:.1f}"
+    row[f"paper {real_label}, cert. acc. at 1 flip"] = (
+        f"{PAPER_CERTIFIED_AT_1[name]:.1f}" if real_graph == "cora_ml" else "–")
+    accuracy_rows.append(row)
+display(pd.DataFrame(accuracy_rows).style.hide(axis="index"))
 if svm_C == "cv":
     print("median C chosen by cross-validation:")
-    print(results.groupby(["data", "architecture"], sort=False)["C"].median().to_string())
+    print(results.groupby(["data", "architecture"],
+                          sort=False)["C"].median().to_string())
 
 # %% [markdown]
 # What the numbers say, at the scale we ran (the paper's $n$, seeds and labeled-set sizes;

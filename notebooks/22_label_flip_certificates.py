@@ -24,10 +24,14 @@
 # {cite}`sabanayagam2025`:
 #
 # $$
-# \min_{\tilde y:\ \|\tilde y - y\|_0 \le k}\; \hat y_t\, f_{\tilde y}(x_t) > 0,
-# \qquad f_{\tilde y}(x) = \sum_{j} \tilde y_j\, \alpha^{\tilde y}_j\, \Theta(x, x_j),
-# \qquad \alpha^{\tilde y} \in \arg\min_{0 \le \alpha \le C}
-# \tfrac12 \alpha^\top (\tilde y \tilde y^\top \odot \Theta_{LL}) \alpha - \mathbf 1^\top \alpha .
+# \begin{aligned}
+# &\min_{\tilde y:\ \|\tilde y - y\|_0 \le k}\; \hat y_t\, f_{\tilde y}(x_t) > 0,
+#   \qquad \text{where} \\
+# &f_{\tilde y}(x) = \sum_{j} \tilde y_j\, \alpha^{\tilde y}_j\, \Theta(x, x_j), \\
+# &\alpha^{\tilde y} \in \arg\min_{0 \le \alpha \le C}
+#   \tfrac12 \alpha^\top (\tilde y \tilde y^\top \odot \Theta_{LL}) \alpha
+#   - \mathbf 1^\top \alpha .
+# \end{aligned}
 # $$
 #
 # This is a *bilevel* problem: the inner training problem depends on the outer choice. Because
@@ -35,10 +39,12 @@
 # solutions exactly. Replacing it by them gives a single-level problem (the paper's Eq. 6-8):
 #
 # $$
-# \tilde y_i \textstyle\sum_j \Theta_{ij} \tilde y_j \alpha_j - u_i + v_i = 1,\quad
-# u_i \le M^u_i s_i,\; \alpha_i \le C(1 - s_i),\quad
-# v_i \le M^v_i t_i,\; C - \alpha_i \le C(1 - t_i),\quad
-# \textstyle\sum_i [\tilde y_i \ne y_i] \le k,
+# \begin{aligned}
+# &\tilde y_i \textstyle\sum_j \Theta_{ij} \tilde y_j \alpha_j - u_i + v_i = 1, \\
+# &u_i \le M^u_i s_i,\quad \alpha_i \le C(1 - s_i), \\
+# &v_i \le M^v_i t_i,\quad C - \alpha_i \le C(1 - t_i), \\
+# &\textstyle\sum_i [\tilde y_i \ne y_i] \le k,
+# \end{aligned}
 # $$
 #
 # with binaries $s, t$ for complementarity, tight big-M constants
@@ -84,7 +90,7 @@ from certlab.parameters import validate_chapter_parameters
 
 validate_chapter_parameters("22_label_flip_certificates", globals())
 
-# %%
+# %% tags=["hide-input"]
 import time
 
 import matplotlib.pyplot as plt
@@ -95,8 +101,10 @@ from certlab.checks import KeyResults
 from certlab.graphs.binary_subsets import label_flip_split, load_binary_graph
 from certlab.graphs.csbm import csbm_split, sample_csbm
 from certlab.ntk import gnn_ntk
-from certlab.poisoning.certificates import (certified_fraction, certify_samplewise,
-                                            collective_flips_curve, min_label_flips)
+from certlab.poisoning.certificates import (certified_fraction,
+                                            certify_samplewise,
+                                            collective_flips_curve,
+                                            min_label_flips)
 from certlab.poisoning.svm import fit_svm
 from certlab.plotting import use_book_style
 from certlab.utils import seed_everything
@@ -164,7 +172,8 @@ def samplewise_table(seeds):
                 correct = fit_svm(K_train, y, C).predict(K_test) == labels[T]
                 acc = certified_fraction(flips, range(max_flips + 1), correct)
                 for k in range(max_flips + 1):
-                    rows.append({"data": data, "architecture": name, "seed": s, "k": k,
+                    rows.append({"data": data, "architecture": name, "seed": s,
+                                 "k": k,
                                  "certified_accuracy": 100 * acc[k],
                                  "certified_nodes": int(np.sum(correct & (flips > k)))})
     return pd.DataFrame(rows)
@@ -173,15 +182,18 @@ def samplewise_table(seeds):
 start = time.perf_counter()
 samplewise = samplewise_table([seed + s for s in range(n_seeds)])
 samplewise_seconds = time.perf_counter() - start
-mean_sw = (samplewise.groupby(["data", "architecture", "k"], sort=False)["certified_accuracy"]
+mean_sw = (samplewise.groupby(["data", "architecture", "k"],
+                              sort=False)["certified_accuracy"]
            .mean().unstack("k"))
 
 # %%
 fig, axes = plt.subplots(1, 2, figsize=(7.5, 3.6), sharey=True)
 for ax, data in zip(axes, ("CSBM", real_label)):
     for name in ARCHITECTURES:
-        ax.plot(range(max_flips + 1), mean_sw.loc[(data, name)], marker="o", label=name)
-    ax.set(title=f"{data}: sample-wise certified accuracy", xlabel="labels flipped k",
+        ax.plot(range(max_flips + 1), mean_sw.loc[(data, name)], marker="o",
+                label=name)
+    ax.set(title=f"{data}: sample-wise certified accuracy",
+           xlabel="labels flipped k",
            xticks=range(max_flips + 1))
 axes[0].set_ylabel(f"certified accuracy (%), mean of {n_seeds} seeds")
 axes[1].legend(fontsize=8)
@@ -197,14 +209,18 @@ from certlab.ntk import PUBLISHED_SAMPLEWISE_CORA_MLB as PAPER_SW
 
 ks = [k for k in (1, 2, 3) if k <= max_flips]
 print(f"sample-wise certified accuracy (%) at k = {ks} flipped labels")
-print(f"{'architecture':15s} {'CSBM (40 labels)':>20s} {real_label + ' (20 labels)':>22s}"
-      + ("   paper Cora-MLb" if real_graph == "cora_ml" else ""))
+sw_rows = []
 for name in ARCHITECTURES:
-    ours_c = " / ".join(f"{mean_sw.loc[('CSBM', name), k]:4.1f}" for k in ks)
-    ours_r = " / ".join(f"{mean_sw.loc[(real_label, name), k]:4.1f}" for k in ks)
-    paper = (" / ".join(f"{v:4.1f}" for v in PAPER_SW[name][:len(ks)])
-             if real_graph == "cora_ml" else "")
-    print(f"{name:15s} {ours_c:>20s} {ours_r:>22s}   {paper}")
+    row = {"architecture": name}
+    row["CSBM (40 labels)"] = " / ".join(
+        f"{mean_sw.loc[('CSBM', name), k]:.1f}" for k in ks)
+    row[f"{real_label} (20 labels)"] = " / ".join(
+        f"{mean_sw.loc[(real_label, name), k]:.1f}" for k in ks)
+    if real_graph == "cora_ml":
+        row["paper Cora-MLb"] = " / ".join(
+            f"{v:.1f}" for v in PAPER_SW[name][:len(ks)])
+    sw_rows.append(row)
+pd.DataFrame(sw_rows).style.hide(axis="index")
 
 # %% [markdown]
 # **Hierarchy.** The ranking of the architectures at one and two flips, per data set:
@@ -232,18 +248,21 @@ K = kernels_real["GCN"]
 K_train, K_test, y0 = K[np.ix_(L0, L0)], K[np.ix_(T0, L0)], real.labels[L0]
 C = PAPER_C_REAL["GCN"]
 start = time.perf_counter()
-enum_flips = min_label_flips(K_train, K_test, y0, C=C, max_flips=max(milp_budgets),
+enum_flips = min_label_flips(K_train, K_test, y0, C=C,
+                             max_flips=max(milp_budgets),
                              method="enumerate")
 enum_seconds = time.perf_counter() - start
 milp_rows = []
 for budget in milp_budgets:
-    for cert in certify_samplewise(K_train, K_test, y0, C=C, budget=budget, time_limit=120):
+    for cert in certify_samplewise(K_train, K_test, y0, C=C, budget=budget,
+                                   time_limit=120):
         milp_rows.append({"node": int(T0[cert.index]), "budget": budget,
                           "milp status": cert.status,
                           "enumeration": "certified" if enum_flips[cert.index] > budget
                           else "not certified",
                           "worst margin": round(cert.worst_case_margin, 4),
-                          "flips used": cert.n_flips, "seconds": cert.solve_time_s})
+                          "flips used": cert.n_flips,
+                          "seconds": cert.solve_time_s})
 milp_table = pd.DataFrame(milp_rows)
 
 # %%
@@ -281,29 +300,37 @@ collective_rows = []
 start = time.perf_counter()
 for s in range(seed, seed + collective_seeds):
     split = label_flip_split(real.labels, seed=s)
-    nodes = np.random.default_rng(s).choice(split.test, n_collective_nodes, replace=False)
+    nodes = np.random.default_rng(s).choice(split.test, n_collective_nodes,
+                                            replace=False)
     L = split.labeled
     for name in collective_architectures:
         K = kernels_real[name]
-        curve = collective_flips_curve(K[np.ix_(L, L)], K[np.ix_(nodes, L)], real.labels[L],
+        curve = collective_flips_curve(K[np.ix_(L, L)], K[np.ix_(nodes, L)],
+                                       real.labels[L],
                                        model="svm", C=PAPER_C_REAL[name],
                                        max_budget=max_budget)
         for k in range(1, max_budget + 1):
-            collective_rows.append({"architecture": name, "seed": s, "budget": k,
-                                    "fraction": k / 20, "flipped_nodes": int(curve[k]),
+            collective_rows.append({"architecture": name, "seed": s,
+                                    "budget": k,
+                                    "fraction": k / 20,
+                                    "flipped_nodes": int(curve[k]),
                                     "certified_ratio": 100 * (1 - curve[k] / len(nodes))})
 collective_seconds = time.perf_counter() - start
 collective = (pd.DataFrame(collective_rows)
-              .groupby(["architecture", "fraction"])["certified_ratio"].mean().unstack(0))
+              .groupby(["architecture", "fraction"])["certified_ratio"]
+              .mean().unstack(0))
 
 # %%
-from certlab.ntk import PUBLISHED_COLLECTIVE_GCN_CORA_MLB as PAPER_COLLECTIVE_GCN
+from certlab.ntk import (
+    PUBLISHED_COLLECTIVE_GCN_CORA_MLB as PAPER_COLLECTIVE_GCN)
 
 fig, ax = plt.subplots(figsize=(7.5, 4.2))
 for name in collective_architectures:
-    ax.plot(collective.index, collective[name], marker="o", label=f"{name} (ours)")
+    ax.plot(collective.index, collective[name], marker="o",
+            label=f"{name} (ours)")
 if real_graph == "cora_ml":
-    ax.plot(list(PAPER_COLLECTIVE_GCN), list(PAPER_COLLECTIVE_GCN.values()), "k--", marker="s",
+    ax.plot(list(PAPER_COLLECTIVE_GCN), list(PAPER_COLLECTIVE_GCN.values()),
+            "k--", marker="s",
             label="GCN (paper, 5 seeds)")
 ax.axvspan(0.15, 0.30, color="0.9", zorder=0, label="paper's plateau")
 ax.set(xlabel="fraction of labels flipped", ylabel="certified ratio (%)",
@@ -314,13 +341,13 @@ print(f"collective curves: {collective_seconds:.1f} s")
 
 # %%
 print("collective certified ratio (%) by fraction of labels flipped")
-print("fraction   " + "  ".join(f"{name:>8s}" for name in collective_architectures)
-      + ("     paper GCN" if real_graph == "cora_ml" else ""))
-for frac in collective.index:
-    paper = PAPER_COLLECTIVE_GCN.get(round(frac, 2))
-    print(f"{frac:8.2f}   " + "  ".join(f"{collective.loc[frac, n]:8.1f}"
-                                       for n in collective_architectures)
-          + (f"     {paper:9.1f}" if paper is not None and real_graph == "cora_ml" else ""))
+collective_view = collective[list(collective_architectures)].copy()
+if real_graph == "cora_ml":
+    collective_view["paper GCN"] = [
+        PAPER_COLLECTIVE_GCN.get(round(frac, 2), np.nan)
+        for frac in collective.index]
+collective_view.index.name = "fraction flipped"
+collective_view.style.format(precision=1, na_rep="–")
 
 # %% [markdown]
 # ## Citeseerb
@@ -339,20 +366,24 @@ def real_samplewise_table(graph, seeds):
         for s in seeds:
             split = label_flip_split(graph.labels, seed=s)
             L, T = split.labeled, split.test
-            K_train, K_test, y = K[np.ix_(L, L)], K[np.ix_(T, L)], graph.labels[L]
+            K_train, K_test, y = K[np.ix_(L, L)], K[np.ix_(T,
+                                                           L)], graph.labels[L]
             C = PAPER_C_REAL[name]
-            flips = min_label_flips(K_train, K_test, y, model="svm", C=C, max_flips=max_flips)
+            flips = min_label_flips(K_train, K_test, y, model="svm", C=C,
+                                    max_flips=max_flips)
             correct = fit_svm(K_train, y, C).predict(K_test) == graph.labels[T]
             acc = certified_fraction(flips, range(max_flips + 1), correct)
             rows += [{"architecture": name, "seed": s, "k": k,
                       "certified_accuracy": 100 * acc[k]} for k in range(max_flips + 1)]
-    return (pd.DataFrame(rows).groupby(["architecture", "k"], sort=False)["certified_accuracy"]
+    return (pd.DataFrame(rows).groupby(["architecture", "k"],
+                                       sort=False)["certified_accuracy"]
             .mean().unstack("k"))
 
 
 if citeseer_table and real_graph != "citeseer":
     citeseer = load_binary_graph("citeseer")
-    mean_cs = real_samplewise_table(citeseer, [seed + s for s in range(n_seeds)])
+    mean_cs = real_samplewise_table(citeseer,
+                                    [seed + s for s in range(n_seeds)])
 
 # %%
 if citeseer_table and real_graph != "citeseer":
@@ -392,7 +423,8 @@ split7 = label_flip_split(cora7.labels, n_train_per_class=multiclass_per_class
                           n_val_per_class=multiclass_per_class // 2, seed=seed)
 L7, T7 = split7.labeled, split7.test
 start = time.perf_counter()
-flips7 = min_label_flips(K7[np.ix_(L7, L7)], K7[np.ix_(T7, L7)], cora7.labels[L7], model="svm",
+flips7 = min_label_flips(K7[np.ix_(L7, L7)], K7[np.ix_(T7, L7)],
+                         cora7.labels[L7], model="svm",
                          C=C7, max_flips=multiclass_max_flips)
 correct7 = fit_svm(K7[np.ix_(L7, L7)], cora7.labels[L7], C7).predict(
     K7[np.ix_(T7, L7)]) == cora7.labels[T7]
@@ -405,9 +437,11 @@ keep3 = np.flatnonzero(np.isin(cora7.labels, top3))
 labels3 = np.searchsorted(np.sort(top3), cora7.labels[keep3])
 split3 = label_flip_split(labels3, n_train_per_class=multiclass_milp_per_class
                           - multiclass_milp_per_class // 2,
-                          n_val_per_class=multiclass_milp_per_class // 2, seed=seed)
+                          n_val_per_class=multiclass_milp_per_class // 2,
+                          seed=seed)
 L3, T3 = keep3[split3.labeled], keep3[split3.test]
-K3_train, K3_test, y3 = K7[np.ix_(L3, L3)], K7[np.ix_(T3, L3)], labels3[split3.labeled]
+K3_train, K3_test, y3 = K7[np.ix_(L3, L3)], K7[np.ix_(T3,
+                                                      L3)], labels3[split3.labeled]
 flips3 = min_label_flips(K3_train, K3_test, y3, model="svm", C=C7, max_flips=2,
                          method="enumerate")
 # half the checked nodes need the most flips (certified at 1 flip), half the fewest
@@ -415,7 +449,8 @@ order3 = np.argsort(-flips3, kind="stable")
 check3 = np.concatenate([order3[:(n_multiclass_milp_nodes + 1) // 2],
                          order3[::-1][:n_multiclass_milp_nodes // 2]])
 start = time.perf_counter()
-milp3 = certify_samplewise(K3_train, K3_test[check3], y3, model="svm", C=C7, budget=1,
+milp3 = certify_samplewise(K3_train, K3_test[check3], y3, model="svm", C=C7,
+                           budget=1,
                            time_limit=60)
 milp3_seconds = time.perf_counter() - start
 

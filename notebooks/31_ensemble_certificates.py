@@ -77,7 +77,7 @@ from certlab.parameters import validate_chapter_parameters
 
 validate_chapter_parameters("31_ensemble_certificates", globals())
 
-# %%
+# %% tags=["hide-input"]
 import time
 
 import matplotlib.pyplot as plt
@@ -88,9 +88,11 @@ from fractions import Fraction
 from certlab.checks import KeyResults
 from certlab.poisoning.certificates import min_label_flips
 from certlab.poisoning.closed_form import svm_linear_regime, svm_regime_max_C
-from certlab.poisoning.ensembles import (certified_accuracy, certify_partition_ensemble_blocks,
+from certlab.poisoning.ensembles import (certified_accuracy,
+                                         certify_partition_ensemble_blocks,
                                          median_certified_flips)
-from certlab.poisoning.features import BINARY_CLASSES, mlp_ntk, mlp_ntk_blocks, mnist_subset
+from certlab.poisoning.features import (BINARY_CLASSES, mlp_ntk, mlp_ntk_blocks,
+                                        mnist_subset)
 from certlab.poisoning.partition import hash_partition, partition_sizes
 from certlab.plotting import use_book_style
 from certlab.utils import seed_everything
@@ -121,7 +123,8 @@ for task, classes, ridge in (("1 vs 7", BINARY_CLASSES, ridge_binary),
     data = mnist_subset(n_train or None, n_test or None, classes=classes,
                         n_components=n_components, seed=seed)
     # kernel blocks (part x part, test x part) are built per part: no n x n kernel needed
-    tasks[task] = dict(data=data, kernel_blocks=mlp_ntk_blocks(data.x_train, data.x_test),
+    tasks[task] = dict(data=data, kernel_blocks=mlp_ntk_blocks(data.x_train,
+                                                               data.x_test),
                        ridge=ridge, n_classes=len(data.classes))
 
 # %%
@@ -140,18 +143,21 @@ for task, t in tasks.items():
 # with $C$ just inside its linear regime. They must agree exactly.
 
 # %%
-small = mnist_subset(milp_train, milp_test, classes=BINARY_CLASSES, n_components=n_components,
+small = mnist_subset(milp_train, milp_test, classes=BINARY_CLASSES,
+                     n_components=n_components,
                      seed=seed + 1)
 Ks_train, Ks_test = mlp_ntk(small.x_train, small.x_test)
 C_regime = 0.9 * svm_regime_max_C(Ks_train)
 budget = milp_train // 2
 comparison = {}
 for model, kwargs in (("KRR (ridge 1)", dict(model="krr", ridge=1.0)),
-                      (f"SVM (C = {C_regime:.2g})", dict(model="svm", C=C_regime))):
+                      (f"SVM (C = {C_regime:.2g})", dict(model="svm",
+                                                         C=C_regime))):
     row = {}
     for method in ("closed_form", "milp"):
         start = time.perf_counter()
-        row[method] = min_label_flips(Ks_train, Ks_test, small.y_train, max_flips=budget,
+        row[method] = min_label_flips(Ks_train, Ks_test, small.y_train,
+                                      max_flips=budget,
                                       method=method, **kwargs)
         row[method + "_s"] = time.perf_counter() - start
     comparison[model] = row
@@ -190,8 +196,10 @@ for task, t in tasks.items():
     d = t["data"]
     for P in n_parts:
         parts = hash_partition(d.train_images, P)
-        res = certify_partition_ensemble_blocks(t["kernel_blocks"], d.y_test.size, d.y_train,
-                                                parts, P, n_classes=t["n_classes"],
+        res = certify_partition_ensemble_blocks(t["kernel_blocks"],
+                                                d.y_test.size, d.y_train,
+                                                parts, P,
+                                                n_classes=t["n_classes"],
                                                 ridge=t["ridge"])
         correct = res.predictions == d.y_test
         results[task, P] = dict(
@@ -202,13 +210,20 @@ for task, t in tasks.items():
             smallest_part=int(partition_sizes(parts, P).min()))
 
 # %%
-for task in tasks:
-    print(f"{task} (ridge {tasks[task]['ridge']:g}): P | accuracy | median certified flips "
-          f"EnsembleCert / DPA | smallest part | costs flagged exact")
-    for P in n_parts:
-        r = results[task, P]
-        print(f"  {P:4d} | {r['accuracy']:.3f} | {r['ensemble']:6.1f} / {r['dpa']:6.1f} | "
-              f"{r['smallest_part']:4d} | {r['exact']:.3f}")
+import pandas as pd
+
+partition_table = pd.DataFrame([
+    {"task": f"{task} (ridge {tasks[task]['ridge']:g})", "P": P,
+     "accuracy": results[task, P]["accuracy"],
+     "median flips, EnsembleCert": results[task, P]["ensemble"],
+     "median flips, DPA": results[task, P]["dpa"],
+     "smallest part": results[task, P]["smallest_part"],
+     "costs flagged exact": results[task, P]["exact"]}
+    for task in tasks for P in n_parts])
+partition_table.style.format(
+    {"accuracy": "{:.3f}", "median flips, EnsembleCert": "{:.1f}",
+     "median flips, DPA": "{:.1f}", "costs flagged exact": "{:.3f}"}
+).hide(axis="index")
 
 # %% [markdown]
 # Two things to read off. With few partitions, the black-box certificate is close to useless
@@ -227,16 +242,20 @@ shown = [P for P in n_parts if P in (1, 5, 25, 100, 200)] or n_parts[:4]
 colors = plt.cm.viridis(np.linspace(0, 0.9, len(shown)))
 for ax, task in zip(axes, tasks):
     top = max(np.max(np.where(np.isfinite(results[task, P]["res"].ensemble_cert),
-                              results[task, P]["res"].ensemble_cert, 0)) for P in shown)
+                              results[task, P]["res"].ensemble_cert,
+                              0)) for P in shown)
     budgets = np.arange(0, int(top) + 2)
     for P, col in zip(shown, colors):
         r = results[task, P]
-        ax.plot(budgets, certified_accuracy(r["res"].ensemble_cert, r["correct"], budgets),
+        ax.plot(budgets, certified_accuracy(r["res"].ensemble_cert,
+                                            r["correct"], budgets),
                 color=col, lw=2, label=f"P = {P}")
-        ax.plot(budgets, certified_accuracy(r["res"].dpa, r["correct"], budgets), color=col,
+        ax.plot(budgets, certified_accuracy(r["res"].dpa, r["correct"],
+                                            budgets), color=col,
                 lw=1.2, ls="--")
     ax.set(xlabel="flipped training labels", ylabel="certified accuracy",
-           title=f"{task}: EnsembleCert (solid) vs DPA (dashed)", ylim=(0, 1.02))
+           title=f"{task}: EnsembleCert (solid) vs DPA (dashed)", ylim=(0,
+                                                                        1.02))
     ax.legend()
 fig.tight_layout()
 plt.show()
@@ -244,9 +263,11 @@ plt.show()
 # %%
 fig, axes = plt.subplots(1, 2, figsize=(7.5, 3.2))
 for ax, task in zip(axes, tasks):
-    ax.plot(n_parts, [results[task, P]["ensemble"] for P in n_parts], "o-", lw=2,
+    ax.plot(n_parts, [results[task, P]["ensemble"] for P in n_parts], "o-",
+            lw=2,
             label="EnsembleCert (white box)")
-    ax.plot(n_parts, [results[task, P]["dpa"] for P in n_parts], "s--", label="DPA (black box)")
+    ax.plot(n_parts, [results[task, P]["dpa"] for P in n_parts], "s--",
+            label="DPA (black box)")
     ax.set_xscale("log")
     ax.set(xlabel="number of partitions P", ylabel="median certified flips",
            title=f"{task} ({tasks[task]['data'].y_train.size} training images)")
@@ -288,12 +309,16 @@ sweep = {}
 for task, t in tasks.items():
     for ridge in ridge_sweep:
         d = t["data"]
-        res = certify_partition_ensemble_blocks(t["kernel_blocks"], d.y_test.size, d.y_train,
-                                                np.zeros(d.y_train.size, dtype=np.int64), 1,
-                                                n_classes=t["n_classes"], ridge=ridge)
+        res = certify_partition_ensemble_blocks(t["kernel_blocks"],
+                                                d.y_test.size, d.y_train,
+                                                np.zeros(d.y_train.size,
+                                                         dtype=np.int64), 1,
+                                                n_classes=t["n_classes"],
+                                                ridge=ridge)
         correct = res.predictions == d.y_test
         sweep[task, ridge] = (float(correct.mean()),
-                              median_certified_flips(res.ensemble_cert, correct))
+                              median_certified_flips(res.ensemble_cert,
+                                                     correct))
 
 # %%
 for task in tasks:
@@ -309,7 +334,8 @@ for task, marker in zip(tasks if ridge_sweep else [], "os"):
     med = [sweep[task, r][1] for r in ridge_sweep]
     ax.plot(acc, med, marker + "-", label=task)
     for r, a, m in zip(ridge_sweep, acc, med):
-        ax.annotate(f"{r:g}", (a, m), textcoords="offset points", xytext=(4, 4), fontsize=8)
+        ax.annotate(f"{r:g}", (a, m), textcoords="offset points", xytext=(4, 4),
+                    fontsize=8)
 ax.set(xlabel="clean accuracy", ylabel="median certified flips (P = 1)",
        title="Single NTK-KRR model: ridge trades accuracy for robustness")
 ax.legend()
