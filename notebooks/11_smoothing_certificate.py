@@ -16,7 +16,7 @@
 # %% [markdown]
 # # The certificate, step by step
 #
-# Bojchevski et al. {cite}`bojchevski2020` certify any classifier $f$ on binary data (graphs,
+# {cite:t}`bojchevski2020` certify any classifier $f$ on binary data (graphs,
 # bag-of-words attributes, binarized images) by *randomized smoothing*: the smoothed classifier
 #
 # $$
@@ -26,7 +26,7 @@
 # votes over noisy copies $\phi(x)$ of the input. Their noise is **sparsity-aware**: every $0$
 # of $x$ becomes $1$ with probability $p_+$ and every $1$ becomes $0$ with probability $p_-$,
 # independently. Sparse data can afford a large $p_-$ (most entries are $0$ and stay $0$) but
-# only a small $p_+$; the classic noise of Lee et al. {cite}`lee2019` is the special case
+# only a small $p_+$; the classic noise of {cite:t}`lee2019` is the special case
 # $p_+ = p_-$.
 #
 # **Threat model.** $\mathcal B_{r_a, r_d}(x)$ holds every $\tilde x$ that adds at most $r_a$
@@ -66,7 +66,7 @@ max_radius = 25  # largest radius shown in the radius curves
 device = "auto"  # unused by this chapter (no model); kept for a uniform interface
 seed = 0
 
-# %%
+# %% tags=["remove-cell"]
 from certlab.parameters import validate_chapter_parameters
 
 validate_chapter_parameters("11_smoothing_certificate", globals())
@@ -363,8 +363,8 @@ plt.show()
 # and an average maximum certified deletion radius of 6.47 with sparse smoothing against 1.75
 # without; that comparison needs trained models and is reproduced in the next chapter (Cora-ML).
 #
-# With $p_+ = p_-$ the certificate depends only on $r_a + r_d$ and coincides with the one of Lee
-# et al. {cite}`lee2019`: the test suite checks both facts against an independent
+# With $p_+ = p_-$ the certificate depends only on $r_a + r_d$ and coincides with the one of
+# {cite:t}`lee2019`: the test suite checks both facts against an independent
 # implementation of Lee et al.'s regions, for binary data and for $K$ categories (the paper's
 # ImageNet comparison, where both certificates give certified accuracies 0.538, 0.338, 0.244,
 # 0.176 at $r = 1, 3, 5, 7$; we have no ImageNet model, so we reproduce the identity of the

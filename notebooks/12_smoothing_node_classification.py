@@ -16,8 +16,8 @@
 # %% [markdown]
 # # Certifying GNNs for node classification
 #
-# The {doc}`11_smoothing_certificate` chapter derived the certificate of Bojchevski et al.
-# {cite}`bojchevski2020` for one input with a known bound $\underline{p_A}$. Here we use it the
+# The {doc}`11_smoothing_certificate` chapter derived the certificate of 
+# {cite:t}`bojchevski2020` for one input with a known bound $\underline{p_A}$. Here we use it the
 # way the paper does: certify **graph neural networks** on the Cora-ML citation graph against
 # an adversary who adds up to $r_a$ and deletes up to $r_d$ ones, either in the binary
 # bag-of-words **attributes** $X \in \{0,1\}^{n \times d}$ or in the **graph structure**
@@ -66,7 +66,7 @@ max_rd = 6  # largest deletion radius in the grids
 device = "auto"  # "auto" picks CUDA when present
 seed = 0
 
-# %%
+# %% tags=["remove-cell"]
 from certlab.parameters import validate_chapter_parameters
 
 validate_chapter_parameters("12_smoothing_node_classification", globals())

@@ -16,7 +16,7 @@
 # %% [markdown]
 # # Beyond node classification: graphs and images
 #
-# The certificate of Bojchevski et al. {cite}`bojchevski2020` is **model-agnostic**: it only
+# The certificate of {cite:t}`bojchevski2020` is **model-agnostic**: it only
 # needs votes of a base classifier $f$ on noisy inputs $\phi(x)$, and the noise only needs the
 # input to be binary. This chapter applies the same machinery to two other kinds of data:
 #
@@ -25,7 +25,7 @@
 #   graph-level classification. The base classifier is a GIN with sum readout.
 # * **binarized MNIST**: pixels thresholded at $0.5$, the adversary switches pixels on
 #   ($r_a$) or off ($r_d$); sparse noise is compared with the classic $p_+ = p_-$ noise of
-#   Lee et al. {cite}`lee2019`.
+#   {cite:t}`lee2019`.
 #
 # In both cases the Monte-Carlo part is the same as for nodes (see
 # {doc}`12_smoothing_node_classification`): $n_0$ samples select the top class, $n$ samples
@@ -54,7 +54,7 @@ lr = 0.01  # Adam learning rate
 device = "auto"  # "auto" picks CUDA when present
 seed = 0
 
-# %%
+# %% tags=["remove-cell"]
 from certlab.parameters import validate_chapter_parameters
 
 validate_chapter_parameters("13_smoothing_beyond_nodes", globals())

@@ -19,7 +19,7 @@
 # Part II certifies graph neural networks against **label flipping**: an attacker flips up to
 # $k$ labels of the training nodes and the model is retrained. Certifying a prediction means
 # solving the bilevel problem "worst flip set, then training", which is hopeless for a
-# finite network trained by gradient descent. Sabanayagam et al. {cite}`sabanayagam2025` make
+# finite network trained by gradient descent. {cite:t}`sabanayagam2025` make
 # it exact by going to the infinite-width limit: a sufficiently wide network trained with the
 # hinge loss behaves like a kernel machine whose kernel is the network's **neural tangent
 # kernel** (NTK) {cite}`jacot2018ntk`,
@@ -60,7 +60,7 @@ n_init_seeds = 3  # random initialisations per width
 device = "auto"  # the finite-width NTKs are small; "auto" picks CUDA when present
 seed = 0
 
-# %%
+# %% tags=["remove-cell"]
 from certlab.parameters import validate_chapter_parameters
 
 validate_chapter_parameters("21_ntk_gnn_kernels", globals())

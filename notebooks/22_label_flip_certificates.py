@@ -85,7 +85,7 @@ n_multiclass_milp_nodes = 2  # nodes of the multi-class MILP-vs-enumeration chec
 device = "auto"  # everything here runs on the CPU (kernels and MILPs)
 seed = 0
 
-# %%
+# %% tags=["remove-cell"]
 from certlab.parameters import validate_chapter_parameters
 
 validate_chapter_parameters("22_label_flip_certificates", globals())

@@ -17,8 +17,8 @@
 # # ScaLabelCert and EnsembleCert
 #
 # Part II certified a wide network against label flipping with a mixed-integer linear program
-# (MILP): exact, but one hard optimisation problem per prediction. Mohgaonkar et al.
-# {cite}`mohgaonkar2026` make two observations.
+# (MILP): exact, but one hard optimisation problem per prediction. 
+# {cite:t}`mohgaonkar2026` make two observations.
 #
 # **ScaLabelCert.** Two NTK learners are *linear in the training labels*. Kernel ridge
 # regression (KRR) always is, $f(x) = k(x)^\top (K + \lambda I)^{-1} Y$ with one-hot labels
@@ -72,7 +72,7 @@ milp_test = 20  # test images of that check
 device = "auto"  # everything here runs on the CPU (numpy); kept for the common interface
 seed = 0
 
-# %%
+# %% tags=["remove-cell"]
 from certlab.parameters import validate_chapter_parameters
 
 validate_chapter_parameters("31_ensemble_certificates", globals())

@@ -58,12 +58,13 @@ CHAPTERS: tuple[Chapter, ...] = (
             {"n_train": 0, "n_test": 0, "n_parts": [10, 50, 100, 500, 1000], "ridge_sweep": []}),
     Chapter("41_bounds_and_bab", "IV", "Bounds, unstable neurons and branch and bound",
             {"n_train": 60000, "epochs": 200, "hidden": [512, 512], "n_images": 1000,
-             "n_verify": 1000, "timeout": 300.0}),
+             "n_verify": 1000, "max_domains": 0, "timeout": 300.0}),
     Chapter("42_linearity_grafting", "IV", "Linearity grafting on MNIST",
             {"architecture": "convbig", "image_size": 28, "n_train": 60000, "epochs": 200,
              "eps_warmup": 0.0, "batch_size": 128, "finetune_epochs": 100,
              "n_significance": 1000, "n_test": 9000, "n_instability": 1000,
-             "attack_steps": 100, "attack_restarts": 100, "n_verify": 1000, "timeout": 300.0}),
+             "attack_steps": 100, "attack_restarts": 100, "n_verify": 1000, "max_domains": 0,
+             "timeout": 300.0}),
     Chapter("90_benchmarks", "Reference", "Benchmarks"),
 )
 

@@ -399,6 +399,7 @@ SCHEMAS: dict[str, ChapterSchema] = {
     "41_bounds_and_bab": ChapterSchema(
         {"n_train": Int(100), "epochs": Int(1), "train_eps": Float(0, 1),
          "hidden": IntList(1, 1), "eps": Float(0, 1), "n_images": Int(1), "n_verify": Int(1),
+         "max_domains": Int(0, help="BaB sub-problems per image (0: no limit)"),
          "timeout": Float(0, open_low=True, help="seconds per image and method"),
          "bab_iterations": Int(0), "device": _DEV, "seed": _SEED}),
     "42_linearity_grafting": ChapterSchema(
@@ -410,6 +411,7 @@ SCHEMAS: dict[str, ChapterSchema] = {
          "eps": Float(0, 1, open_low=True, open_high=True), "n_significance": Int(1),
          "n_instability": Int(1), "n_test": Int(1), "attack_steps": Int(0),
          "attack_restarts": Int(1), "n_verify": Int(1),
+         "max_domains": Int(0, help="BaB sub-problems per image (0: no limit)"),
          "timeout": Float(0, open_low=True), "fractions": ProbabilityList(1),
          "device": _DEV, "seed": _SEED},
         (Rule(lambda v: v["architecture"] != "convbig" or v["image_size"] == 28,
