@@ -14,16 +14,9 @@ from certlab.poisoning.certificates import (certified_fraction, certify_samplewi
 from certlab.poisoning.enumeration import count_flip_sets, enumerate_min_flips
 from certlab.poisoning.svm import fit_svm
 
+from kernel_instances import gaussian_mixture_instance
 
-def _instance(m, t, seed, n_classes=2, d=4):
-    """Gaussian-mixture features, a linear + RBF kernel (full rank)."""
-    rng = np.random.default_rng(seed)
-    cls = rng.integers(0, n_classes, m + t)
-    mu = rng.normal(size=(n_classes, d)) * 1.2
-    X = mu[cls] + rng.normal(size=(m + t, d))
-    K = X @ X.T / d + np.exp(-((X[:, None] - X[None]) ** 2).sum(-1) / d)
-    y = cls[:m] if n_classes > 2 else 2 * cls[:m] - 1
-    return K[:m, :m], K[m:, :m], y
+_instance = gaussian_mixture_instance
 
 
 def _csbm_instance(seed, model="sgc", m=8, t=5):

@@ -20,16 +20,9 @@ from certlab.poisoning.enumeration import (clean_state, iter_flipped_labelings,
                                            perturbed_scores)
 from certlab.poisoning.svm import solve_svm_dual_batch
 
+from kernel_instances import gaussian_mixture_instance
 
-def _instance(m, t, seed, n_classes=2, d=4):
-    """Gaussian-mixture features, a linear + RBF kernel (full rank)."""
-    rng = np.random.default_rng(seed)
-    cls = rng.integers(0, n_classes, m + t)
-    mu = rng.normal(size=(n_classes, d)) * 1.2
-    X = mu[cls] + rng.normal(size=(m + t, d))
-    K = X @ X.T / d + np.exp(-((X[:, None] - X[None]) ** 2).sum(-1) / d)
-    y = cls[:m] if n_classes > 2 else 2 * cls[:m] - 1
-    return K[:m, :m], K[m:, :m], y
+_instance = gaussian_mixture_instance
 
 
 @pytest.mark.parametrize("C, seed", [(0.05, 0), (0.3, 1), (1.0, 2), (3.0, 3)])
