@@ -290,7 +290,7 @@ overview = []
 for name, rep in reports.items():
     crown = sum(s == "crown" and v == "verified"
                 for s, v in zip(rep.stages, rep.statuses))
-    overview.append({"model": name, "UNR (%)": 100 * rep.unr,
+    overview.append({"model": name.replace("$", ""), "UNR (%)": 100 * rep.unr,
                      "SA (%)": 100 * rep.sa, "RA (%)": 100 * rep.ra,
                      "CROWN-certified": f"{crown}/{n_verify}"})
 pd.DataFrame(overview).style.format(precision=1).hide(axis="index")
