@@ -113,6 +113,7 @@ if portability.is_file():
         if spread.empty:
             continue
         spread = spread.rename(columns={"abs_diff": "difference"})
+        spread.index = [name.replace("$", "") for name in spread.index]  # no raw TeX
         moved = spread[spread["difference"] > 0]
         display(Markdown(
             f"**{chapter}**: {len(spread)} measured values, {len(moved)} moved; largest "
