@@ -26,10 +26,15 @@ from typing import Any
 
 from .provenance import _jsonable, write_json
 
-__all__ = ["RECORD_ENV", "record_path", "save_record", "load_record"]
+__all__ = ["RECORD_ENV", "PAPER_RESULTS", "record_path", "save_record", "load_record",
+           "stored_runs"]
 
 #: The environment variable through which a runner tells the kernel where to save.
 RECORD_ENV = "CERTLAB_RECORD_PATH"
+
+#: Where committed paper-scale sweep results live, relative to the repository root:
+#: ``results/paper/<chapter>/<point-id>/{record.json, provenance.json}``.
+PAPER_RESULTS = Path("results") / "paper"
 
 
 def record_path() -> Path | None:
@@ -87,3 +92,34 @@ def load_record(run_dir: str | os.PathLike) -> dict[str, Any]:
     """The ``record.json`` of a run folder: ``{"chapter", "parameters", "lib_hash",
     "values"}``."""
     return json.loads((Path(run_dir) / "record.json").read_text())
+
+
+def stored_runs(chapter: str, root: str | os.PathLike | None = None) -> list[dict[str, Any]]:
+    """The committed paper-scale runs of a chapter, for the chapter to render (never rerun).
+
+    ``chapter`` is the notebook's stem (``"22_label_flip_certificates"``); runs are read from
+    ``<root>/results/paper/<chapter>/*/`` (``root``: the repository, by default the one this
+    package lives in). Each run is the ``record.json`` (``"parameters"``, ``"lib_hash"``,
+    ``"values"``) with its ``provenance.json`` under ``"provenance"`` (command, commit,
+    hardware, wall time), sorted by folder name; ``[]`` when none is stored. A folder without
+    both files (a sweep interrupted before its atomic write) is skipped; a file that is not
+    valid JSON raises ``ValueError`` naming it.
+    """
+    if not isinstance(chapter, str) or not chapter or "/" in chapter or chapter.startswith("."):
+        raise ValueError(f"chapter must be a notebook stem like '22_label_flip_certificates', "
+                         f"got {chapter!r}")
+    if root is None:
+        from .provenance import repo_root
+        root = repo_root()
+    folder = Path(root) / PAPER_RESULTS / chapter
+    runs = []
+    for run_dir in sorted(p for p in folder.glob("*") if p.is_dir()):
+        files = run_dir / "record.json", run_dir / "provenance.json"
+        if not all(f.is_file() for f in files):
+            continue
+        try:
+            record, prov = (json.loads(f.read_text()) for f in files)
+        except json.JSONDecodeError as err:
+            raise ValueError(f"stored run {run_dir}: not valid JSON ({err})") from None
+        runs.append({**record, "provenance": prov, "run": run_dir.name})
+    return runs
