@@ -53,19 +53,27 @@ pytest: setup
 
 # nbval checks only the cells tagged nbval-check-output (certlab.checks.KeyResults): exact
 # results and the chapters' claims, which must print the same on every x86-64 machine.
-NBVAL := $(PY) -m pytest -q -p no:cacheprovider --nbval-lax --nbval-sanitize-with nbval_sanitize.cfg --nbval-cell-timeout 900
+# tests/nbval_parallel.py checks NBVAL_JOBS notebooks at a time (cores split between them),
+# the slowest chapters first.
+NBVAL_JOBS ?= 2
+NBVAL_ARGS := -q -p no:cacheprovider --nbval-lax --nbval-sanitize-with nbval_sanitize.cfg --nbval-cell-timeout 900
+SLOW_FIRST := 42 12 41 22 13 31
+ordered = $(foreach n,$(SLOW_FIRST),$(filter notebooks/$(n)_%,$(1))) \
+          $(filter-out $(foreach n,$(SLOW_FIRST),notebooks/$(n)_%),$(1))
+NBVAL = $(PY) tests/nbval_parallel.py --jobs $(NBVAL_JOBS) --pytest-args "$(NBVAL_ARGS)"
 # A configuration unlike the one the notebooks are executed with: PyTorch's scalar kernels,
-# MKL without AVX, one thread (issue: portable nbval checks). It re-checks the chapters whose
-# checked results depend on float training (PyTorch); 11, 22, 31 and 90 compute their checked
-# results with exact or double-precision NumPy/SciPy code only, checked in the first run.
+# MKL without AVX, one thread per job (issue: portable nbval checks). It re-checks the chapters
+# whose checked results depend on float training (PyTorch); 11, 22, 31 and 90 compute their
+# checked results with exact or double-precision NumPy/SciPy code only, checked in the first run.
 PORTABLE_ENV := ATEN_CPU_CAPABILITY=default MKL_ENABLE_INSTRUCTIONS=SSE4_2 OMP_NUM_THREADS=1 MKL_NUM_THREADS=1
-PORTABLE_NOTEBOOKS := $(filter-out notebooks/11_% notebooks/22_% notebooks/31_% notebooks/90_%,$(wildcard notebooks/[0-9]*.ipynb))
+ALL_EXECUTED := $(sort $(wildcard notebooks/[0-9]*.ipynb))
+PORTABLE_NOTEBOOKS := $(filter-out notebooks/11_% notebooks/22_% notebooks/31_% notebooks/90_%,$(ALL_EXECUTED))
 
 nbval: setup
-	$(NBVAL) notebooks/*.ipynb
+	$(NBVAL) $(call ordered,$(ALL_EXECUTED))
 
 nbval-portable: setup
-	env $(PORTABLE_ENV) $(NBVAL) $(PORTABLE_NOTEBOOKS)
+	env $(PORTABLE_ENV) $(NBVAL) --threads 1 $(call ordered,$(PORTABLE_NOTEBOOKS))
 
 benchmarks: setup
 	for b in benchmarks/bench_*.py; do echo "== $$b"; $(PY) $$b; done

@@ -18,7 +18,7 @@ from .aggregation import (Aggregation, aggregation_matrix, aggregation_operator,
                           normalized_adjacency, validate_adjacency)
 from .empirical import (NTKLinear, WideGNN, build_wide_gnn, empirical_gnn_ntk, empirical_ntk,
                         relative_error, width_convergence)
-from .gnn import (MODELS, GNNArchitecture, gnn_ntk, resolve_architecture,
+from .gnn import (MODELS, GNNArchitecture, clamp_covariance, gnn_ntk, resolve_architecture,
                   skip_alpha_reference_ntk)
 from .paper import (PAPER_ARCHITECTURES, PAPER_C_CORA_MLB, PAPER_C_CSBM,
                     PUBLISHED_COLLECTIVE_GCN_CORA_MLB, PUBLISHED_SAMPLEWISE_CORA_MLB)
@@ -30,6 +30,7 @@ __all__ = [
     "PUBLISHED_SAMPLEWISE_CORA_MLB", "MODELS", "Aggregation", "SVMEvaluation", "kernel_svm_accuracy", "kernel_target_alignment",
     "normalized_kernel", "GNNArchitecture", "NTKLinear", "WideGNN", "aggregation_matrix",
     "aggregation_operator", "arccos_kernel_0", "arccos_kernel_1", "build_wide_gnn",
+    "clamp_covariance",
     "empirical_gnn_ntk", "empirical_ntk", "gnn_ntk", "linear_expectations",
     "normalized_adjacency", "relative_error", "relu_expectations", "resolve_architecture",
     "skip_alpha_reference_ntk", "validate_adjacency", "width_convergence",

@@ -64,7 +64,7 @@ from .aggregation import (AGGREGATION_MODELS, NORMALIZATIONS, Aggregation,
                           validate_adjacency)
 from .relu_kernels import ACTIVATIONS, activation_expectations
 
-__all__ = ["gnn_ntk", "skip_alpha_reference_ntk", "GNNArchitecture", "resolve_architecture",
+__all__ = ["gnn_ntk", "clamp_covariance", "skip_alpha_reference_ntk", "GNNArchitecture", "resolve_architecture",
            "validate_features", "MODELS", "SKIPS", "MAX_DEPTH", "MAX_NTK_WORK", "MAX_NTK_BYTES"]
 
 MODELS = AGGREGATION_MODELS
@@ -218,9 +218,26 @@ def _check_layer(values: np.ndarray, layer: int) -> None:
                          "fewer layers")
 
 
+def clamp_covariance(sigma: np.ndarray) -> np.ndarray:
+    """The authors' covariance clamp: ``min(S_ij, S_ii, S_jj)`` entrywise (float64 (n, n)).
+
+    Sabanayagam et al.'s reference code applies this to the covariance before every ReLU
+    expectation, in place, so the clamped covariance also enters the derivative term
+    ``Sigma * Edot`` of the NTK. Its comment says it guards against round-off; but the valid
+    bound of a covariance is ``sqrt(S_ii S_jj) >= min(S_ii, S_jj)``, so it also lowers
+    legitimate entries of nodes with different variances (``shared/notes/label_poisoning.md``).
+    Offered only to reproduce the published numbers (``gnn_ntk(..., covariance_clamp=True)``).
+    """
+    sigma = np.asarray(sigma, dtype=np.float64)
+    d = np.diag(sigma)
+    return np.minimum(sigma, np.minimum.outer(d, d))
+
+
 def _ntk_recursion(arch: GNNArchitecture, s: Aggregation, xx: np.ndarray,
-                   *, reference_skip_alpha: bool = False) -> np.ndarray:
-    """The recursion of the module docstring for a validated architecture (float64 (n, n))."""
+                   *, reference_skip_alpha: bool = False,
+                   covariance_clamp: bool = False) -> np.ndarray:
+    """The recursion of the module docstring for a validated architecture (float64 (n, n));
+    ``covariance_clamp`` applies :func:`clamp_covariance` before every ReLU expectation."""
     n = xx.shape[0]
     ones = np.ones((n, n)) if arch.has_bias else 0.0
     identity = Aggregation("identity", n)
@@ -243,6 +260,8 @@ def _ntk_recursion(arch: GNNArchitecture, s: Aggregation, xx: np.ndarray,
     theta_factor = 1.0 if reference_skip_alpha else factor
     theta = np.zeros((n, n))
     for layer in range(1, arch.depth + 1):
+        if covariance_clamp and arch.activation == "relu":
+            sig = clamp_covariance(sig)
         e, edot = activation_expectations(sig, arch.activation)
         is_last = layer == arch.depth
         if is_last:
@@ -264,7 +283,8 @@ def _ntk_recursion(arch: GNNArchitecture, s: Aggregation, xx: np.ndarray,
 
 def gnn_ntk(adj, features, model: str, *, depth: int = 1, activation: str = "relu",
             normalization: str = "sym", skip: str | None = None, skip_alpha: float = 0.1,
-            appnp_alpha: float = 0.1, appnp_iterations: int = 10) -> np.ndarray:
+            appnp_alpha: float = 0.1, appnp_iterations: int = 10,
+            covariance_clamp: bool = False) -> np.ndarray:
     """Closed-form NTK (n, n) of an infinitely wide GNN for node classification.
 
     Args:
@@ -281,6 +301,11 @@ def gnn_ntk(adj, features, model: str, *, depth: int = 1, activation: str = "rel
         skip_alpha: a of skip-alpha in [0, 1] (0.1 in the paper on Cora-MLb / CSBM).
         appnp_alpha: APPNP teleport probability in [0, 1].
         appnp_iterations: APPNP power-iteration steps (10 in the paper).
+        covariance_clamp: ``True`` reproduces the authors' published kernels: every covariance
+            entry is clamped to ``min(S_ii, S_jj)`` before each ReLU expectation
+            (:func:`clamp_covariance`). Not the infinite-width NTK (the finite-width check in
+            ``tests/test_ntk_empirical.py`` agrees with ``False``, the default), and possibly
+            not positive semi-definite; for comparison with the paper only.
 
     Returns:
         Dense, exactly symmetric, float64 NTK of shape (n, n) (formulas: module docstring).
@@ -305,8 +330,10 @@ def gnn_ntk(adj, features, model: str, *, depth: int = 1, activation: str = "rel
     s = aggregation_operator(a, arch.model, normalization=arch.normalization,
                              appnp_alpha=arch.appnp_alpha,
                              appnp_iterations=arch.appnp_iterations)
+    if not isinstance(covariance_clamp, (bool, np.bool_)):
+        raise TypeError(f"covariance_clamp must be True or False, got {covariance_clamp!r}")
     _check_cost(arch, s)
-    return _ntk_recursion(arch, s, _gram(x))
+    return _ntk_recursion(arch, s, _gram(x), covariance_clamp=bool(covariance_clamp))
 
 
 def skip_alpha_reference_ntk(adj, features, *, model: str = "gcn", depth: int = 1,
@@ -317,7 +344,7 @@ def skip_alpha_reference_ntk(adj, features, *, model: str = "gcn", depth: int = 
     For comparison only (chapter 21, ``tests/test_ntk_empirical.py``): the explicit
     skip-alpha network's finite-width NTK converges to :func:`gnn_ntk` with
     ``skip="alpha"``, not to this. (The authors' additional min(S_ii, S_jj) covariance clamp
-    is not reproduced.) Arguments as in :func:`gnn_ntk`; returns float64 (n, n).
+    is a separate option of :func:`gnn_ntk`, ``covariance_clamp=True``.) Arguments as in :func:`gnn_ntk`; returns float64 (n, n).
     """
     arch = resolve_architecture(model, depth=depth, activation=activation,
                                 normalization=normalization, skip="alpha",
