@@ -85,3 +85,33 @@ def test_covariance_clamp_must_be_a_bool():
     adj, x = _graph(0)
     with pytest.raises(TypeError, match="covariance_clamp"):
         gnn_ntk(adj, x, "gcn", covariance_clamp="yes")
+
+
+def _row_normalized(adj):
+    s = adj + np.eye(adj.shape[0])
+    return s / s.sum(axis=1, keepdims=True)
+
+
+def _appnp_alpha0(adj, iterations=10):
+    s = adj + np.eye(adj.shape[0])
+    d = 1 / np.sqrt(s.sum(axis=1))
+    s = d[:, None] * s * d[None, :]
+    return np.linalg.matrix_power(s, iterations)
+
+
+def test_published_ntk_follows_the_authors_configuration():
+    """GCN: row-normalised S; APPNP: teleport 0 (S = S_sym^10); both clamped."""
+    from certlab.ntk import published_ntk
+
+    adj, x = _graph(4)
+    s = _row_normalized(adj)
+    sig, e, edot = _reference_expectations(s @ x @ x.T @ s.T)
+    np.testing.assert_allclose(published_ntk(adj, x, "GCN"),
+                               s @ (sig * edot) @ s.T + s @ e @ s.T, rtol=1e-10, atol=1e-10)
+    s = _appnp_alpha0(adj)
+    sig, e, edot = _reference_expectations(x @ x.T + 1.0)
+    np.testing.assert_allclose(published_ntk(adj, x, "APPNP"),
+                               s @ (sig * edot) @ s.T + s @ (e + 1.0) @ s.T,
+                               rtol=1e-10, atol=1e-10)
+    with pytest.raises(ValueError, match="unknown architecture"):
+        published_ntk(adj, x, "GAT")

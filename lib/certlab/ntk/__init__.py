@@ -7,7 +7,8 @@
 - :mod:`certlab.ntk.relu_kernels`: arc-cosine (ReLU) Gaussian expectations.
 - :mod:`certlab.ntk.empirical`: finite-width PyTorch/PyG networks in the NTK
   parameterisation and their empirical NTK J J^T, converging to :func:`gnn_ntk`.
-- :mod:`certlab.ntk.paper`: the paper's eight architectures and the authors' SVM C values.
+- :mod:`certlab.ntk.paper`: the paper's eight architectures, the authors' SVM C values and
+  :func:`published_ntk`, the kernels as the authors' code computes them.
 - :mod:`certlab.ntk.analysis`: normalised kernels, kernel-target alignment and the NTK-SVM's
   test accuracy.
 """
@@ -21,13 +22,14 @@ from .empirical import (NTKLinear, WideGNN, build_wide_gnn, empirical_gnn_ntk, e
 from .gnn import (MODELS, GNNArchitecture, clamp_covariance, gnn_ntk, resolve_architecture,
                   skip_alpha_reference_ntk)
 from .paper import (PAPER_ARCHITECTURES, PAPER_C_CORA_MLB, PAPER_C_CSBM,
-                    PUBLISHED_COLLECTIVE_GCN_CORA_MLB, PUBLISHED_SAMPLEWISE_CORA_MLB)
+                    PUBLISHED_COLLECTIVE_GCN_CORA_MLB, PUBLISHED_SAMPLEWISE_CORA_MLB,
+                    PUBLISHED_SETTINGS, published_ntk)
 from .relu_kernels import (arccos_kernel_0, arccos_kernel_1, linear_expectations,
                            relu_expectations)
 
 __all__ = [
     "PAPER_ARCHITECTURES", "PAPER_C_CORA_MLB", "PAPER_C_CSBM", "PUBLISHED_COLLECTIVE_GCN_CORA_MLB",
-    "PUBLISHED_SAMPLEWISE_CORA_MLB", "MODELS", "Aggregation", "SVMEvaluation", "kernel_svm_accuracy", "kernel_target_alignment",
+    "PUBLISHED_SAMPLEWISE_CORA_MLB", "PUBLISHED_SETTINGS", "published_ntk", "MODELS", "Aggregation", "SVMEvaluation", "kernel_svm_accuracy", "kernel_target_alignment",
     "normalized_kernel", "GNNArchitecture", "NTKLinear", "WideGNN", "aggregation_matrix",
     "aggregation_operator", "arccos_kernel_0", "arccos_kernel_1", "build_wide_gnn",
     "clamp_covariance",

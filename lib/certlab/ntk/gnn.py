@@ -338,7 +338,8 @@ def gnn_ntk(adj, features, model: str, *, depth: int = 1, activation: str = "rel
 
 def skip_alpha_reference_ntk(adj, features, *, model: str = "gcn", depth: int = 1,
                              activation: str = "relu", normalization: str = "sym",
-                             skip_alpha: float = 0.1) -> np.ndarray:
+                             skip_alpha: float = 0.1,
+                             covariance_clamp: bool = False) -> np.ndarray:
     """Skip-alpha NTK as the authors' code computes it: Theta without the (1 - a)^2 factor.
 
     For comparison only (chapter 21, ``tests/test_ntk_empirical.py``): the explicit
@@ -352,5 +353,8 @@ def skip_alpha_reference_ntk(adj, features, *, model: str = "gcn", depth: int = 
     a = validate_adjacency(adj)
     x = validate_features(features, a.shape[0])
     s = aggregation_operator(a, arch.model, normalization=arch.normalization)
+    if not isinstance(covariance_clamp, (bool, np.bool_)):
+        raise TypeError(f"covariance_clamp must be True or False, got {covariance_clamp!r}")
     _check_cost(arch, s)
-    return _ntk_recursion(arch, s, _gram(x), reference_skip_alpha=True)
+    return _ntk_recursion(arch, s, _gram(x), reference_skip_alpha=True,
+                          covariance_clamp=bool(covariance_clamp))
