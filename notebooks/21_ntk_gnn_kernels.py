@@ -187,8 +187,8 @@ for ax, (name, k) in zip(axes.flat, kernels_csbm.items()):
     boundary = int((csbm.labels == -1).sum()) - 0.5
     ax.axhline(boundary, color="k", lw=0.6)
     ax.axvline(boundary, color="k", lw=0.6)
-    ax.set(title=f"{name}\ncentred alignment {alignment[name]:.2f}", xticks=[],
-           yticks=[])
+    ax.set_title(f"{name}\n(alignment {alignment[name]:.2f})", fontsize=8)
+    ax.set(xticks=[], yticks=[])
 fig.colorbar(image, ax=axes, shrink=0.6,
              label=r"$\Theta_{ij} / \sqrt{\Theta_{ii}\Theta_{jj}}$")
 glue("ch21_kernels_fig", fig, display=False)
@@ -269,7 +269,7 @@ ax.set(xlabel="hidden width h",
        title=f"Empirical NTK -> closed form (CSBM, n = {convergence_nodes}, "
              f"{n_init_seeds} initialisations)")
 ax.set_xticks(widths, [str(w_) for w_ in widths])
-ax.minorticks_off()
+ax.xaxis.set_minor_locator(plt.NullLocator())
 ax.legend(loc="upper left", bbox_to_anchor=(1.02, 1), fontsize=8)
 fig.tight_layout()
 glue("ch21_convergence_fig", fig, display=False)
@@ -302,8 +302,8 @@ error_table.reset_index().style.hide(axis="index").format(precision=3)
 # network fluctuates, hence the wiggles with only a few initialisations), so the closed forms
 # are the limits of the networks we meant. Against the authors' skip-$\alpha$ variant the
 # error flattens towards the relative gap of {glue:text}`ch21_alpha_gap:.3f` between the two
-# kernels, the price of the missing $(1-a)^2$ factor; the library therefore uses the factor (the unit tests check
-# the same at $a = 0.3$, where the gap is larger).
+# kernels, the price of the missing $(1-a)^2$ factor; the library therefore uses the
+# factor (the unit tests check the same at $a = 0.3$, where the gap is larger).
 #
 # ## SVM accuracy per architecture
 #
