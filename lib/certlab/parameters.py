@@ -381,10 +381,28 @@ SCHEMAS: dict[str, ChapterSchema] = {
          "n_milp_nodes": Int(0), "milp_budgets": IntList(1, 1, 20),
          "citeseer_table": Bool(), "multiclass_per_class": Int(2),
          "multiclass_max_flips": Int(1), "multiclass_milp_per_class": Int(2),
-         "n_multiclass_milp_nodes": Int(0), "device": _DEV, "seed": _SEED},
+         "n_multiclass_milp_nodes": Int(0),
+         "beyond_paper_labels": Int(4, help="CSBM labels of the MILP beyond the paper's 40 "
+                                            "(a multiple of 4: balanced train + validation)"),
+         "n_beyond_nodes": Int(1), "beyond_max_flips": Int(1),
+         "beyond_C": Float(0, open_low=True), "beyond_check_flips": Int(0, 3),
+         "beyond_time_limit": Float(0, open_low=True, help="wall-clock s per MILP solve"),
+         "device": _DEV, "seed": _SEED},
         (Rule(lambda v: v["multiclass_max_flips"] <= 7 * v["multiclass_per_class"],
               "multiclass_max_flips must lie in [1, 7 * multiclass_per_class = "
-              "7 * {multiclass_per_class}], got {multiclass_max_flips}"),)),
+              "7 * {multiclass_per_class}], got {multiclass_max_flips}"),
+         Rule(lambda v: v["beyond_paper_labels"] % 4 == 0,
+              "beyond_paper_labels must be a multiple of 4, got {beyond_paper_labels}"),
+         Rule(lambda v: v["beyond_paper_labels"] <= v["n_csbm"] // 3,
+              "beyond_paper_labels must be at most n_csbm / 3 = {n_csbm} / 3 (both classes "
+              "need half of them), got {beyond_paper_labels}"),
+         Rule(lambda v: v["beyond_check_flips"] <= min(v["beyond_max_flips"],
+                                                       v["beyond_paper_labels"]),
+              "beyond_check_flips must be at most beyond_max_flips = {beyond_max_flips}, "
+              "got {beyond_check_flips}"),
+         Rule(lambda v: v["beyond_max_flips"] <= v["beyond_paper_labels"],
+              "beyond_max_flips must be at most beyond_paper_labels = {beyond_paper_labels}, "
+              "got {beyond_max_flips}"))),
     "31_ensemble_certificates": ChapterSchema(
         {"n_train": Int(0, help="0: all"), "n_test": Int(0, help="0: all"),
          "n_parts": IntList(1, 1, sort_unique=True), "n_components": Int(1),
