@@ -390,6 +390,7 @@ ax2 = ax1.twinx()
 ax2.step(history["iteration"], history["open_domains"], where="post",
          color="tab:purple")
 ax2.set_ylabel("open sub-problems", color="tab:purple")
+ax2.spines["right"].set_visible(True)
 ax1.set_title(f"test image {chosen}: alpha-CROWN root bound {outcome.root_lower_bound:.3f}")
 ax1.xaxis.set_major_locator(MaxNLocator(integer=True))
 ax2.yaxis.set_major_locator(MaxNLocator(integer=True))

@@ -48,8 +48,8 @@
 #    {cite}`xu2020autolirpa`).
 #
 # We reproduce the paper's MNIST column of Table 1 (ConvBig, $\epsilon = 0.1$), the criterion
-# ablation (Table 2), the unstable-neuron histograms (Figure 3) and the learned slopes and
-# intercepts (Figure 7), at CPU scale.
+# ablation (Table 2), the unstable-neuron histograms (the paper's Figure 3) and the learned
+# slopes and intercepts (its Figure 7), at CPU scale.
 
 # %% tags=["parameters"]
 # Parameters (papermill): CPU-scale defaults (about 1.5 minutes on one free core).
@@ -258,7 +258,7 @@ plt.close(fig)
 # Many neurons are never unstable (the vertical band at the smallest $r_u$: their tied rank).
 # $-r_s$ grafts insignificant neurons whatever their stability; $r_u$ grafts the unstable
 # ones whatever their significance; the paper's decaying $\gamma$ starts with unstable and
-# insignificant neurons (region IV of Fig. 2) and, as $\gamma$ reaches 0, adds the least
+# insignificant neurons (region IV of the paper's Fig. 2) and, as $\gamma$ reaches 0, adds the least
 # significant of the rest.
 #
 # ## Step 5: grafting, fine-tuning and verification (Table 1)
@@ -443,7 +443,7 @@ glue("ch42_random_vs_paper", Markdown(
 #   (the paper: 99.29 -> 98.68 -> 98.63 SA). Grafting zero ends up about where learnable
 #   $a z + b$ does (same UNR, similar VA), unlike the paper's Table 5: with `finetune_epochs`
 #   epochs instead of 100 the slopes and intercepts barely move from their initial values
-#   (Figure 7 below), so the learnable functions have had no chance to pay off.
+#   ({numref}`fig-ch42-slopes`), so the learnable functions have had no chance to pay off.
 #
 # ## The criterion ablation (Table 2)
 #
@@ -490,7 +490,7 @@ table_2.style.format(precision=2)
 # last quarter of the budget) choose mainly by significance, and with almost every neuron
 # unstable on some image the instability ranks separate the neurons less than in the paper.
 #
-# ## Unstable neurons per layer (Figure 3)
+# ## Unstable neurons per layer (the paper's Figure 3)
 #
 # For each layer: how many neurons are unstable on $m$ of the `n_verify` verification images,
 # before grafting and after grafting 50% and 80%. Grafting moves the mass to $m = 0$.
@@ -535,13 +535,15 @@ plt.close(fig)
 
 # %%
 masks50 = masks_of["grafting 50%"]
-pd.DataFrame(
-    [{"model": name, **{f"layer {k + 1}": int((c > 0).sum())
-                        for k, c in enumerate(reports[name].unstable_counts)}}
+pd.DataFrame(  # counts as integers, the last row as shares
+    [{"model": f"{name}: neurons unstable on >= 1 image",
+      **{f"layer {k + 1}": str(int((c > 0).sum()))
+         for k, c in enumerate(reports[name].unstable_counts)}}
      for name in show]
-    + [{"model": "grafted share at 50%", **{f"layer {k + 1}": float(m.float().mean())
-                                            for k, m in enumerate(masks50)}}]
-).style.format(precision=2).hide(axis="index")
+    + [{"model": "grafting 50%: grafted share",
+        **{f"layer {k + 1}": f"{float(m.float().mean()):.2f}"
+           for k, m in enumerate(masks50)}}]
+).style.hide(axis="index")
 
 # %% [markdown]
 # The table gives, per layer, the neurons unstable on at least one verification image and
@@ -549,7 +551,7 @@ pd.DataFrame(
 # grafts very different shares of each layer (the
 # authors' 50% mask is uneven across layers too).
 #
-# ## Learned slopes and intercepts (Figure 7)
+# ## Learned slopes and intercepts (the paper's Figure 7)
 #
 # After fine-tuning, the grafted neurons' $(a, b)$ of the 50% model, per layer, and the
 # grafting mask of the first convolutional layer (bright = grafted).
@@ -565,6 +567,7 @@ for k, (layer, m) in enumerate(zip(layers, masks50)):
     axes[k].axvline(0.4, color="0.7", ls=":", lw=1)
     axes[k].set(title=f"$z^{{({k + 1})}}$: {int(m.sum())} grafted",
                 xlabel="slope a")
+    axes[k].xaxis.set_major_locator(MaxNLocator(nbins=3))
 axes[0].set_ylabel("intercept b")
 first = masks50[0].cpu()
 is_conv = first.dim() == 3
@@ -574,8 +577,8 @@ axes[-1].imshow(first.numpy(), aspect="auto", cmap="gray",
 axes[-1].set(title="mask of $z^{(1)}$" + (" (channel x position)" if is_conv else ""),
              xlabel="position" if is_conv else "neuron",
              ylabel="channel" if is_conv else "")
-axes[-1].xaxis.set_major_locator(MaxNLocator(integer=True))
-axes[-1].yaxis.set_major_locator(MaxNLocator(integer=True))
+axes[-1].xaxis.set_major_locator(MaxNLocator(nbins=3, integer=True))
+axes[-1].yaxis.set_major_locator(MaxNLocator(nbins=4, integer=True))
 if not is_conv:
     axes[-1].set_yticks([])
 fig.tight_layout()
@@ -605,7 +608,7 @@ glue("ch42_intercept_median", float(all_b.median()), display=False)
 # The paper finds slopes centred in $[0.1, 0.3]$ and intercepts around 0 after 100 epochs of
 # fine-tuning. Our `finetune_epochs` epochs at lr 0.01 (cosine-annealed) move them only
 # slightly from the initial $(0.4, 0)$ (medians {glue:text}`ch42_slope_median:.2f` and
-# {glue:text}`ch42_intercept_median:.2f`), so at our scale Figure 7 shows at most the start of
+# {glue:text}`ch42_intercept_median:.2f`), so at our scale {numref}`fig-ch42-slopes` shows at most the start of
 # that drift. With the CNN (`architecture="small_cnn"`) the grafted neurons of the first
 # layer form channel-wise blocks, like the block patterns of the paper's $z^{(1)}$ mask; for
 # the MLP the mask is one row of neurons.
@@ -632,7 +635,8 @@ key.exact("neurons grafted at each fraction", [int(sum(int(m.sum()) for m in mas
 for name, rep in reports.items():
     for column in ("unr", "va", "sa", "ra"):
         key.measured(f"{name}: {column.upper()}", getattr(rep, column))
-key.claim("UNR falls as the grafted share grows: baseline > " + " > ".join(ordered),
+key.claim("UNR falls with the grafted share: baseline > "
+          + " > ".join(name.split()[-1] for name in ordered),
           all(a > b for a, b in zip([reports["baseline"].unr] + [reports[n].unr for n in ordered],
                                     [reports[n].unr for n in ordered])))
 key.claim(f"{top} CROWN-certifies more images than the baseline",
