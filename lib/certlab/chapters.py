@@ -7,13 +7,15 @@ paper-scale name is a real parameter of its chapter and that every chapter file 
 
 from __future__ import annotations
 
+import json
+import shlex
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from .provenance import repo_root
 
-__all__ = ["Chapter", "CHAPTERS", "existing_chapters"]
+__all__ = ["Chapter", "CHAPTERS", "existing_chapters", "chapter", "paper_scale_command"]
 
 
 @dataclass(frozen=True)
@@ -67,6 +69,37 @@ CHAPTERS: tuple[Chapter, ...] = (
              "timeout": 300.0}),
     Chapter("90_benchmarks", "Reference", "Benchmarks"),
 )
+
+
+def chapter(stem: str) -> Chapter:
+    """The registered chapter with this notebook stem (``KeyError`` if there is none)."""
+    for c in CHAPTERS:
+        if c.stem == stem:
+            return c
+    raise KeyError(f"no chapter {stem!r} in certlab.chapters.CHAPTERS")
+
+
+def paper_scale_command(stem: str, width: int = 88) -> str:
+    """The shell command that runs a chapter at its paper scale, wrapped at ``width``
+    characters with backslash continuations (for a ``bash`` block in the book); an argument
+    longer than a line gets a line of its own.
+
+    Every value is written as JSON and shell-quoted when needed (``-p architecture
+    '"convbig"'``, ``-p n_parts '[10, 50]'``), which ``python -m certlab.run`` reads back
+    as the same Python value.
+    """
+    if width < 20:
+        raise ValueError(f"width must be at least 20, got {width}")
+    args = [f"-p {name} {shlex.quote(json.dumps(value))}"
+            for name, value in chapter(stem).paper_scale.items()]
+    lines, line = [], f"python -m certlab.run notebooks/{stem}.py"
+    for arg in args:
+        if len(line) + 1 + len(arg) + 2 > width:  # room for " \\"
+            lines.append(line + " \\")
+            line = "    " + arg
+        else:
+            line += " " + arg
+    return "\n".join([*lines, line])
 
 
 def existing_chapters() -> list[Chapter]:
