@@ -70,6 +70,7 @@
 n_csbm = 200  # CSBM nodes (the paper: 200, with 40 labeled)
 real_graph = "cora_ml"  # "cora_ml" (Cora-MLb) or "citeseer" (Citeseerb)
 n_seeds = 2  # data / split seeds of the sample-wise tables (the paper: 5)
+published_seeds = 5  # seeds of the Cora-MLb table with the authors' kernels (0: skip; paper: 5)
 max_flips = 3  # largest sample-wise budget (the paper's tables: 1, 2, 3)
 collective_architectures = ["GCN"]  # architectures of the collective curve on the real graph
 collective_seeds = 1  # seeds of the collective curve (the paper: 5)
@@ -103,6 +104,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 from matplotlib.ticker import MaxNLocator
+from IPython.display import Markdown
 from myst_nb import glue
 
 from certlab.checks import KeyResults
@@ -254,6 +256,96 @@ for data in ("CSBM", real_label):
     for k in [k for k in (1, 2) if k <= max_flips]:
         order = mean_sw.loc[data][k].sort_values(ascending=False, kind="stable")
         print(f"{data:9s} k={k}: " + " > ".join(order.index))
+
+# %% [markdown]
+# ## The published table, reproduced
+#
+# The kernels above follow the paper's text. The authors' code computes its Cora-MLb tables
+# with a different configuration (their `config/label_certification_binary/coramlb.yaml`),
+# and three differences move the numbers:
+#
+# 1. **GCN, SGC and both skip variants aggregate with the row-normalised** $D^{-1}(A + I)$,
+#    not the symmetric $D^{-1/2}(A + I)D^{-1/2}$ the paper writes;
+# 2. **APPNP uses teleport $\alpha = 0$**: ten steps of pure propagation,
+#    $S = \hat{A}_{\mathrm{sym}}^{10}$, where our kernel above uses the usual $\alpha = 0.1$;
+# 3. **the covariance clamp**: before every ReLU expectation each entry $\Sigma_{ij}$ is
+#    lowered to $\min(\Sigma_{ii}, \Sigma_{jj})$, in place, so the clamped covariance also
+#    enters $\Sigma \odot \dot{E}$ (the valid bound is $\sqrt{\Sigma_{ii}\Sigma_{jj}}$, see the
+#    previous chapter); skip-alpha also keeps their $\Theta$ without the $(1-a)^2$ factor.
+#
+# `certlab.ntk.published_ntk(adj, features, architecture)` computes these kernels. Below, both
+# kernels on the paper's seeds, with the same splits, $C$ values and exact certificates:
+
+# %%
+from certlab.ntk import published_ntk
+
+
+def cora_mlb_certified_accuracy(kernel, name, seeds):
+    """Mean certified accuracy (%) at budgets 0..max_flips over ``seeds`` (Cora-MLb)."""
+    accs = []
+    for s in seeds:
+        split = label_flip_split(real.labels, seed=s)
+        L, T = split.labeled, split.test
+        K_train, K_test, y = kernel[np.ix_(L, L)], kernel[np.ix_(T, L)], real.labels[L]
+        flips = min_label_flips(K_train, K_test, y, model="svm", C=PAPER_C_REAL[name],
+                                max_flips=max_flips)
+        correct = fit_svm(K_train, y, PAPER_C_REAL[name]).predict(K_test) == real.labels[T]
+        accs.append(certified_fraction(flips, range(max_flips + 1), correct))
+    return 100 * np.mean(accs, axis=0)
+
+
+published_rows, reproduced = [], []
+if real_graph == "cora_ml" and published_seeds > 0:
+    pub_seeds = range(seed, seed + published_seeds)
+    start = time.perf_counter()
+    for name in ARCHITECTURES:
+        described = cora_mlb_certified_accuracy(kernels_real[name], name, pub_seeds)
+        as_published = cora_mlb_certified_accuracy(
+            published_ntk(real.adj, real.features, name), name, pub_seeds)
+        paper = PAPER_SW[name][:len(ks)]
+        if all(abs(round(as_published[k], 1) - p) < 0.05 for k, p in zip(ks, paper)):
+            reproduced.append(name)
+        published_rows.append({
+            "architecture": name,
+            "paper": " / ".join(f"{v:.1f}" for v in paper),
+            "ours, kernel as published": " / ".join(f"{as_published[k]:.1f}" for k in ks),
+            "ours, kernel as described": " / ".join(f"{described[k]:.1f}" for k in ks)})
+    published_seconds = time.perf_counter() - start
+    glue("ch22_n_reproduced", len(reproduced), display=False)
+    missing = [n for n in ARCHITECTURES if n not in reproduced]
+    glue("ch22_not_reproduced", Markdown(
+        "not reproduced: " + ", ".join(missing) if missing else "all of them"),
+        display=False)
+    glue("ch22_published_seeds", published_seeds, display=False)
+    published_table = pd.DataFrame(published_rows).style.hide(axis="index")
+    glue("ch22_published_table", published_table, display=False)
+else:  # another graph, or skipped: say so where the table would be
+    glue("ch22_n_reproduced", 0, display=False)
+    glue("ch22_not_reproduced", Markdown("not run: `published_seeds` = 0 or not Cora-MLb"),
+         display=False)
+    glue("ch22_published_seeds", published_seeds, display=False)
+    glue("ch22_published_table", Markdown("*not run (Cora-MLb only, `published_seeds` > 0)*"),
+         display=False)
+
+# %% [markdown]
+# ```{glue:figure} ch22_published_table
+# :name: tab-ch22-published
+#
+# Cora-MLb sample-wise certified accuracy (%) at 1 / 2 / 3 flipped labels, mean over the
+# paper's seeds: the published table, ours with the authors' kernels and ours with the
+# kernels the paper describes (same splits, $C$ and exact certificates).
+# ```
+#
+# With the authors' kernels, {glue:text}`ch22_n_reproduced` of the 8 architectures reproduce
+# the published table to the printed 0.1 point over {glue:text}`ch22_published_seeds` seeds
+# ({glue:md}`ch22_not_reproduced`). The paper's numbers therefore come from this pipeline, and
+# the gaps of the first table are the kernel configuration, not the certificate: APPNP
+# without teleport propagates ten hops and certifies far more nodes, and the row-normalised
+# GCNs are more robust than the symmetric ones. The clamp itself moves GCN-type kernels by
+# a few points and leaves APPNP and the MLP unchanged. We keep the kernels the paper
+# describes as the book's default, because they are the infinite-width NTKs of the
+# architectures as written (the finite-width check of the previous chapter), and show the
+# published configuration as what it is.
 
 # %% [markdown]
 # ## The MILP beside enumeration

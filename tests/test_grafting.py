@@ -444,11 +444,11 @@ def test_evaluate_certification_with_a_deterministic_budget():
     model, x, y = _loose_toy()
     eps = 0.08
     full = evaluate_certification(model, x, y, eps, n_verify=12, timeout=None,
-                                  max_domains=2000, attack_steps=20, verify_method="bab")
+                                  max_domains=300, attack_steps=20, verify_method="bab")
     none = evaluate_certification(model, x, y, eps, n_verify=12, timeout=None,
                                   max_domains=0, attack_steps=20, verify_method="bab")
     assert full.statuses[:] == evaluate_certification(
-        model, x, y, eps, n_verify=12, timeout=None, max_domains=2000, attack_steps=20,
+        model, x, y, eps, n_verify=12, timeout=None, max_domains=300, attack_steps=20,
         verify_method="bab").statuses  # machine-independent: reproducible
     for s_full, s_none, stage in zip(full.statuses, none.statuses, none.stages):
         if stage == "verify" and s_none == "verified":

@@ -369,12 +369,14 @@ SCHEMAS: dict[str, ChapterSchema] = {
         (Rule(_n0_le_n, "n0 ({n0}) must not exceed n ({n})"),)),
     "21_ntk_gnn_kernels": ChapterSchema(
         {"n_csbm": Int(50, help="CSBM nodes: 20 + 20 labeled nodes and a test set"),
-         "real_graph": _GRAPH, "n_seeds": Int(1), "depth": Int(1),
+         "real_graph": _GRAPH, "n_seeds": Int(1),
+         "published_seeds": Int(0, help="seeds of the table with the authors' kernels"), "depth": Int(1),
          "svm_C": Choice(("paper", "cv")), "convergence_nodes": Int(4),
          "widths": IntList(2, 1), "n_init_seeds": Int(1), "device": _DEV, "seed": _SEED}),
     "22_label_flip_certificates": ChapterSchema(
         {"n_csbm": Int(50, help="CSBM nodes: 40 labeled nodes and a test set"),
          "real_graph": _GRAPH, "n_seeds": Int(1),
+         "published_seeds": Int(0, help="seeds of the table with the authors' kernels"),
          "max_flips": Int(1, 20, help="the real graph has 20 labels"),
          "collective_architectures": _List(Choice(COLLECTIVE_ARCHITECTURES), 0), "collective_seeds": Int(0),
          "n_collective_nodes": Int(1), "collective_max_fraction": Probability(open_low=True),

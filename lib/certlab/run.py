@@ -34,6 +34,7 @@ import ast
 import contextlib
 import datetime as _dt
 import json
+import logging
 import os
 import shutil
 import signal
@@ -475,6 +476,9 @@ def main(argv: list[str] | None = None) -> int:
             print(f"wrote {out_dir} ({run.provenance['wall_time_s']:.1f} s)")
             return 0
         except Interrupted as exc:
+            # the kernel was stopped under nbclient's pending request: asyncio would log that
+            # orphaned task's DeadKernelError with a traceback when it is collected at exit
+            logging.getLogger("asyncio").setLevel(logging.CRITICAL)
             print(f"{exc}: stopped, nothing written", file=sys.stderr)
             return 128 + exc.signum
         except (ValueError, FileNotFoundError, FileExistsError) as exc:
