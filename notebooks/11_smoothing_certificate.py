@@ -79,7 +79,7 @@ from pathlib import Path
 import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
-from matplotlib.ticker import MaxNLocator
+from matplotlib.ticker import MaxNLocator, NullFormatter
 
 from myst_nb import glue
 
@@ -391,6 +391,9 @@ axes[0].set(xscale="logit", xlabel=r"$\underline{p_A}$",
             ylabel="largest certified radius",
             ylim=(-0.5, max_radius), title="Certified radii")
 axes[0].yaxis.set_major_locator(MaxNLocator(integer=True))
+logit_ticks = [0.5, 0.9, 0.99, 0.999, 0.9999]
+axes[0].set_xticks(logit_ticks, [str(t) for t in logit_ticks], rotation=30)
+axes[0].xaxis.set_minor_formatter(NullFormatter())
 axes[0].legend(fontsize=7.5, loc="upper left")
 extent_ra, extent_rd = sparse_frontier.size + 1, int(sparse_frontier.max()) + 2
 for (pp, pm), marker, size in (((p_plus, p_minus), "s", 90), ((dense_p,
@@ -491,7 +494,7 @@ ax.semilogy(dims, closed_form_s, "s-", label="regions (closed form)")
 ax.set(xlabel="dimension d", ylabel="seconds per certificate",
        title="Enumeration grows like 2^d, the regions do not")
 ax.xaxis.set_major_locator(MaxNLocator(integer=True))
-ax.legend(fontsize=8, loc="center left")
+ax.legend(fontsize=8, loc="upper left")
 fig.tight_layout()
 glue("ch11_runtime_fig", fig, display=False)
 plt.close(fig)
@@ -588,7 +591,7 @@ summary_table = pd.DataFrame([
      "paper": "same ImageNet certified accuracy (0.538, 0.338, 0.244, 0.176 "
               "at r = 1, 3, 5, 7)",
      "ours, this run": "identical certificates (tests, binary and K categories)",
-     "ours, paper scale": "no ImageNet run",
+     "ours, paper scale": "none (no ImageNet)",
      "scale and why": "no ImageNet model here"},
     {"quantity": "runtime",
      "paper": "< 1 s instead of 4 days (Lee et al., ImageNet)",
@@ -613,7 +616,8 @@ summary_table.style.hide(axis="index")
 # `results/paper/11_smoothing_certificate/<run>/{record.json, provenance.json}` (for example
 # by `python -m certlab.sweep SPEC.yaml --out results/paper/11_smoothing_certificate` with a
 # spec naming this chapter) appears in the table above. Other noise levels or budgets, for
-# example the structure noise ($p_+ = 0.001$, $p_- = 0.4$) with a larger brute-force toy:
+# example the structure noise ($p_+ = 0.001$, $p_- = 0.4$, the paper's) with a larger
+# brute-force toy:
 #
 # ```bash
 # python -m certlab.run notebooks/11_smoothing_certificate.py \
