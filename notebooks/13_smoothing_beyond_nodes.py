@@ -155,8 +155,9 @@ glue("ch13_gin_ra", float(np.maximum(gin_ra, 0).mean()), display=False)
 # %%
 fig, ax = plt.subplots(figsize=(6.5, 3.6))
 radii = np.arange(max_radius + 1)
-ax.plot(radii, gin_rd_curve, marker="o", label="edge deletions ($r_a = 0$)")
-ax.plot(radii, gin_ra_curve, marker="s", ls="--",
+# markers dodge sideways by 0.1 so that equal values of the two curves stay visible
+ax.plot(radii - 0.1, gin_rd_curve, marker="o", label="edge deletions ($r_a = 0$)")
+ax.plot(radii + 0.1, gin_ra_curve, marker="s", ls="--", mfc="none",
         label="edge additions ($r_d = 0$)")
 ax.set(xlabel="radius", ylabel="certified ratio", ylim=(0, 1.02),
        title=f"GIN on {tu_dataset}: graph-level certificate")
@@ -171,8 +172,8 @@ plt.close(fig)
 # :name: fig-ch13-gin
 #
 # Share of the test molecules whose smoothed GIN prediction is certified against every
-# deletion (solid) or addition (dashed) of up to that many edges. The deletion curve stays
-# up far longer.
+# deletion (solid) or addition (dashed) of up to that many edges (markers shifted slightly
+# sideways so that equal values stay visible). The deletion curve stays up far longer.
 # ```
 #
 # As for nodes, deletions are far easier to certify than additions under sparse noise
@@ -242,12 +243,14 @@ glue("ch13_mnist_dense_acc", float(mnist_summary["smoothed acc"].iloc[1]),
 mnist_summary.style.format(precision=2)
 
 # %%
-fig, axes = plt.subplots(1, 3, figsize=(7.5, 2.9), constrained_layout=True)
-for label, (result, (_, _, ra_curve, rd_curve)) in mnist_runs.items():
-    (line,) = axes[0].plot(radii, rd_curve, marker="o",
+fig, axes = plt.subplots(1, 3, figsize=(7.5, 3.0), constrained_layout=True,
+                         width_ratios=[1.7, 1, 1])
+for k, (label, (result, (_, _, ra_curve, rd_curve))) in enumerate(mnist_runs.items()):
+    shift = 0.12 * (2 * k - 1)  # dodge sideways so that equal values stay visible
+    (line,) = axes[0].plot(radii + shift - 0.06, rd_curve, marker="o", ms=4,
                            label=f"{label}: deletions")
-    axes[0].plot(radii, ra_curve, marker="s", ls="--", color=line.get_color(),
-                 label=f"{label}: additions")
+    axes[0].plot(radii + shift + 0.06, ra_curve, marker="s", ms=4, ls="--", mfc="none",
+                 color=line.get_color(), label=f"{label}: additions")
 axes[0].set(xlabel="radius", ylabel="certified ratio", ylim=(0, 1.02),
             title="binarized MNIST")
 axes[0].xaxis.set_major_locator(MaxNLocator(integer=True))
@@ -268,7 +271,8 @@ plt.close(fig)
 # :name: fig-ch13-mnist
 #
 # Left: certified ratio of the smoothed CNNs against pixel deletions (solid) and additions
-# (dashed), sparse versus $p_+ = p_-$ noise. Right: the first test digit next to one noisy
+# (dashed, hollow), sparse versus $p_+ = p_-$ noise (markers shifted slightly sideways so that
+# equal values stay visible). Right: the first test digit next to one noisy
 # copy under each noise; the sparse noise keeps the background clean.
 # ```
 #
@@ -372,7 +376,7 @@ comparison_table.style.hide(axis="index")
 # ## Reproduce at paper scale
 #
 # The column "ours, paper scale" shows the runs stored under
-# `results/paper/13_smoothing_beyond_nodes/` (none yet); the command below, run through
+# `results/paper/13_smoothing_beyond_nodes/`; the command below, run through
 # `python -m certlab.sweep` with a spec holding these parameters and
 # `--out results/paper/13_smoothing_beyond_nodes`, produces one:
 #
