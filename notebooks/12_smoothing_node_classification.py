@@ -75,8 +75,11 @@ validate_chapter_parameters("12_smoothing_node_classification", globals())
 import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
+from matplotlib.ticker import MaxNLocator
+from myst_nb import glue
 
 from certlab.data import load_graph
+from certlab.records import save_record, stored_runs
 from certlab.checks import KeyResults
 from certlab.graphs.models import node_model
 from certlab.graphs.preprocess import standard_preprocessing, stratified_split
@@ -111,6 +114,8 @@ print(f"{dataset}: {n_nodes} nodes, {graph.adj.nnz // 2} edges, "
       f"{n_classes} classes")
 print(f"{n_features} binary attributes ({graph.attr.nnz} ones, "
       f"{graph.attr.nnz / n_nodes:.1f} per node)")
+glue("ch12_nodes", n_nodes, display=False)
+glue("ch12_edges", graph.adj.nnz // 2, display=False)
 print(f"split: {idx_train.size} train, {idx_val.size} validation, "
       f"{idx_test.size} test nodes")
 print(f"expected changes per noisy graph: attributes "
@@ -121,7 +126,7 @@ print(f"expected changes per noisy graph: attributes "
 
 # %% [markdown]
 # The preprocessing is the paper's: symmetrize, drop self-loops, keep the largest connected
-# component (2810 nodes, 7981 edges on Cora-ML) and binarize the attributes. The expected
+# component ({glue:text}`ch12_nodes` nodes, {glue:text}`ch12_edges` edges here) and binarize the attributes. The expected
 # changes show why the noise must be sparsity-aware: with $p_+ = 0.01$ the attributes gain
 # about as many ones as they have, and $p_+ = 0.001$ adds roughly half as many edges as the
 # graph has. A single flip probability large enough to delete many ones would bury the data
@@ -191,10 +196,19 @@ for row, kind in enumerate(noises):
                ylabel="additions $r_a$", yticks=range(max_ra + 1),
                xticks=range(0, max_rd + 1, 1 if max_rd <= 8 else 2))
 fig.colorbar(im, ax=axes, label="certified ratio", shrink=0.8)
-plt.show()
+glue("ch12_grid_fig", fig, display=False)
+plt.close(fig)
 
 # %% [markdown]
-# Read each heatmap from the bottom-left corner (the clean input, where the ratio is the share
+# ```{glue:figure} ch12_grid_fig
+# :name: fig-ch12-grid
+#
+# Certified ratio (share of all nodes certified) for every $(r_a, r_d)$ up to the grid's
+# limits, one panel per model (columns) and perturbed part (rows). Each ratio falls much
+# faster upwards (additions) than to the right (deletions).
+# ```
+#
+# Read each heatmap of {numref}`fig-ch12-grid` from the bottom-left corner (the clean input, where the ratio is the share
 # of nodes where the smoothed classifier does not abstain): moving right (more deletions)
 # costs far less than moving up (more additions). With $p_- \gg p_+$ the noise already
 # deletes most ones, so a few more deletions barely change the distribution of $\phi(x)$;
@@ -206,21 +220,33 @@ plt.show()
 radius_curves = {}
 fig, axes = plt.subplots(1, 2, figsize=(7.5, 3.4), constrained_layout=True)
 for ax, kind in zip(axes, noises):
-    for name in models:
+    for k, name in enumerate(models):
         grid = grids[kind, name]
-        (line,) = ax.plot(np.arange(max_rd + 1), grid[:, 0, :].mean(0),
+        shift = 0.08 * (k - (len(models) - 1) / 2)  # dodge: equal values stay visible
+        (line,) = ax.plot(np.arange(max_rd + 1) + shift, grid[:, 0, :].mean(0),
                           marker="o", ms=3,
                           label=f"{name.upper()} deletions ($r_a = 0$)")
-        ax.plot(np.arange(max_ra + 1), grid[:, :, 0].mean(0), ls="--",
-                marker="s", ms=3,
+        ax.plot(np.arange(max_ra + 1) + shift, grid[:, :, 0].mean(0), ls="--",
+                marker="s", ms=4, mfc="none",
                 color=line.get_color(),
                 label=f"{name.upper()} additions ($r_d = 0$)")
     ax.set(title=f"perturbing the {kind}", xlabel="radius",
            ylabel="certified ratio",
-           ylim=(0, 1))
-    ax.xaxis.set_major_locator(plt.MaxNLocator(integer=True))
-    ax.legend(fontsize=8)
-plt.show()
+           ylim=(0, 1.02))
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+handles, labels_ = axes[0].get_legend_handles_labels()
+fig.legend(handles, labels_, loc="outside lower center", ncol=3, fontsize=7.5)
+glue("ch12_radius_fig", fig, display=False)
+plt.close(fig)
+
+# %% [markdown]
+# ```{glue:figure} ch12_radius_fig
+# :name: fig-ch12-radius
+#
+# The bottom row and left column of each heatmap in {numref}`fig-ch12-grid` as curves:
+# certified ratio against deletions only (solid) and additions only (dashed) for each model
+# (markers shifted slightly sideways so that equal values stay visible).
+# ```
 
 # %%
 rows = []
@@ -245,7 +271,7 @@ for (kind, name), (clean_acc, result) in runs.items():
         "avg max ra": np.maximum(ra_max, 0).mean(),
     })
 summary = pd.DataFrame(rows).set_index(["perturbation", "model"])
-summary.style.format(precision=2)
+summary.reset_index().style.hide(axis="index").format(precision=2)
 
 # %% [markdown]
 # "avg max rd" is the **true** largest certified deletion radius averaged over all nodes
@@ -281,15 +307,26 @@ for label, kind, noise in (("sparse", "attributes", attr_noise),
     print(f"  smoothed accuracy {result.accuracy(graph.labels, idx_test):.2f}")
 
 # %% [markdown]
-# At $n = 100$ the non-sparse noise certifies nothing beyond the clean input: with
-# $p_+ = p_- = 0.01$ even a single deletion needs $\underline{p_A}$ above about $0.99$, out of
-# reach of $100$ samples. To see what the *same vote shares* would give with the paper's
+# With $n =$ {glue:text}`ch12_n` samples even unanimous votes give at most
+# $\underline{p_A} =$ {glue:text}`ch12_p_cap:.4f`, and with $p_+ = p_- =$
+# {glue:text}`ch12_dense_p` that certifies at most $r_d =$ {glue:text}`ch12_dense_best_rd`
+# deletions: the non-sparse noise needs $\underline{p_A}$ much closer to one than this $n$
+# allows. To see what the *same vote shares* would give with the paper's
 # $n = 100000$, we scale every node's estimation votes by $100000 / n$ and recompute the bounds.
-# This is a **projection, not a certificate** (the shares of $100$ samples are noisy, and a
-# node with $100/100$ votes may have a true $p_A$ well below $0.9999$); it only shows how the
+# This is a **projection, not a certificate** (the shares of $n$ samples are noisy, and a
+# node with $n/n$ votes may have a true $p_A$ well below $0.9999$); it only shows how the
 # gap between the two noises opens up once the bounds can approach one.
 
 # %%
+cap = smoothing_bounds(np.array([[n0] + [0] * (n_classes - 1)]),
+                       np.array([[n] + [0] * (n_classes - 1)]), alpha, n0=n0, n=n)
+glue("ch12_n", n, display=False)
+glue("ch12_n_classes", n_classes, display=False)
+glue("ch12_p_cap", float(cap.p_lower[0]), display=False)
+glue("ch12_dense_p", dense_p, display=False)
+glue("ch12_dense_best_rd", int(max(max_certified_radius(
+    cap.p_lower, dense_noise.p_plus, dense_noise.p_minus, kind="rd")[0], 0)),
+    display=False)
 paper_n = 100_000
 scale = max(paper_n // n, 1)
 projected = {}
@@ -316,11 +353,22 @@ for ax, (title, data) in zip(axes, (("certified, n = %d" % n, comparison),
     for label, radii in data.items():
         ax.hist(radii, bins=bins, alpha=0.6,
                 label=f"{label}: mean {radii.mean():.2f}")
-    ax.set(xlabel="max certified deletion radius $r_d$ (attributes)",
+    ax.set(xlabel="max certified $r_d$ (attributes)",
            ylabel="nodes",
            title=f"{dense_name.upper()}: {title}")
-    ax.legend()
-plt.show()
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    ax.legend(loc="upper right")
+glue("ch12_sparse_fig", fig, display=False)
+plt.close(fig)
+
+# %% [markdown]
+# ```{glue:figure} ch12_sparse_fig
+# :name: fig-ch12-sparse
+#
+# Histogram of each node's largest certified attribute-deletion radius, sparse noise against
+# $p_+ = p_-$ noise (left: certified with this run's $n$; right: the projection to
+# $n = 100000$, which is not a certificate). The sparse histogram reaches much larger radii.
+# ```
 
 # %% [markdown]
 # ## Joint certificate: structure and attributes at once
@@ -350,6 +398,7 @@ for rd_graph in range(max_joint + 1):
         joint_ratio[rd_graph, rd_attr] = (certified & ~joint_result.abstain).mean()
 
 fig, ax = plt.subplots(figsize=(5, 4))
+ax.xaxis.set_major_locator(MaxNLocator(integer=True))
 im = ax.imshow(joint_ratio, origin="lower", vmin=0, vmax=1, cmap="viridis")
 for (i, j), v in np.ndenumerate(joint_ratio):
     ax.text(j, i, f"{v:.2f}", ha="center", va="center", fontsize=7,
@@ -359,7 +408,17 @@ ax.set(xlabel="attribute deletions", ylabel="edge deletions",
        yticks=range(max_joint + 1),
        title=f"{dense_name.upper()}: joint certificate")
 fig.colorbar(im, label="certified ratio")
-plt.show()
+fig.tight_layout()
+glue("ch12_joint_fig", fig, display=False)
+plt.close(fig)
+
+# %% [markdown]
+# ```{glue:figure} ch12_joint_fig
+# :name: fig-ch12-joint
+#
+# Joint certificate: share of all nodes certified when up to the given numbers of edges
+# (rows) and attribute ones (columns) are deleted at the same time.
+# ```
 
 # %%
 print(f"joint smoothing ({dense_name.upper()}): clean acc {runs['joint', dense_name][0]:.2f}, "
@@ -376,7 +435,8 @@ pd.DataFrame(joint_ratio).rename_axis(index="edge rd",
 # so the accuracies and average radii above move by about a hundredth from machine to machine
 # (the measured spread is on the {doc}`benchmarks page <90_benchmarks>`). CI therefore checks
 # the data and split exactly, the statements that follow from the certificate alone exactly
-# (with $n = 100$ samples the non-sparse noise cannot certify a single deletion), and the
+# (with $n =$ {glue:text}`ch12_n` samples the non-sparse noise certifies at most
+# {glue:text}`ch12_dense_best_rd` deletions even where every vote agrees), and the
 # chapter's findings about the trained models as claims with their thresholds stated:
 
 # %% tags=["nbval-check-output"]
@@ -421,25 +481,58 @@ glue("ch12_sparse_rd_proj", float(projected["sparse"].mean()), display=False)
 glue("ch12_dense_rd_proj", float(projected["non-sparse"].mean()), display=False)
 why = (f"our n = {n} vs the paper's 100000 caps p_A; few epochs "
        f"(see Scale below)")
+save_record({"model": dense_name,
+             "sparse_avg_max_rd": float(comparison["sparse"].mean()),
+             "dense_avg_max_rd": float(comparison["non-sparse"].mean()),
+             "smoothed_acc": {f"{k} {m}": float(v) for (k, m), v
+                              in summary["smoothed acc"].items()},
+             "avg_max_rd": {f"{k} {m}": float(v) for (k, m), v
+                            in summary["avg max rd"].items()},
+             "avg_max_ra": {f"{k} {m}": float(v) for (k, m), v
+                            in summary["avg max ra"].items()}})
+stored = stored_runs("12_smoothing_node_classification")
+
+
+def at_paper_scale(show):
+    """show(values) for every stored paper-scale run ('model: text'), or 'not run yet'."""
+    found = []
+    for run in stored:
+        try:
+            found.append(f"{run['values']['model'].upper()}: {show(run['values'])}")
+        except KeyError:
+            continue
+    return "; ".join(found) if found else "not run yet (sweeps/12_paper_scale.yaml)"
+
+
+def deletions_vs_additions(values):
+    pairs = [(values["avg_max_rd"][k], values["avg_max_ra"][k]) for k in values["avg_max_rd"]]
+    return f"rd > ra in {sum(d > a for d, a in pairs)} of {len(pairs)}"
+
+
+def accuracies(values):
+    return ", ".join(f"{k.split()[0]} {v:.2f}" for k, v in values["smoothed_acc"].items())
 comparison_table = pd.DataFrame([
     {"quantity": f"avg max certified rd, sparse ({dense_name.upper()})",
      "paper": f"{paper_avg_rd['sparse']:.2f}",
      "ours, this run": f"{comparison['sparse'].mean():.2f} "
                        f"(projected: {projected['sparse'].mean():.2f})",
-     "ours, paper scale": "not run yet", "scale and why": why},
+     "ours, paper scale": at_paper_scale(lambda v: f"{v['sparse_avg_max_rd']:.2f}"),
+     "scale and why": why},
     {"quantity": f"avg max certified rd, non-sparse ({dense_name.upper()})",
      "paper": f"{paper_avg_rd['non-sparse']:.2f}",
      "ours, this run": f"{comparison['non-sparse'].mean():.2f} "
                        f"(projected: {projected['non-sparse'].mean():.2f})",
-     "ours, paper scale": "not run yet", "scale and why": why},
+     "ours, paper scale": at_paper_scale(lambda v: f"{v['dense_avg_max_rd']:.2f}"),
+     "scale and why": why},
     {"quantity": "deletions vs additions",
      "paper": "far more robust to deletions",
      "ours, this run": "same pattern in every heatmap",
-     "ours, paper scale": "not run yet", "scale and why": "ordering only"},
+     "ours, paper scale": at_paper_scale(deletions_vs_additions),
+     "scale and why": "ordering only"},
     {"quantity": "GAT / GCN / APPNP",
      "paper": "different trade-offs (figure)",
-     "ours, this run": "summary table above",
-     "ours, paper scale": "not run yet", "scale and why": why},
+     "ours, this run": "smoothed accuracy: summary table above",
+     "ours, paper scale": at_paper_scale(accuracies), "scale and why": why},
 ])
 comparison_table.style.hide(axis="index")
 
@@ -450,9 +543,10 @@ comparison_table.style.hide(axis="index")
 # $n = 100000$ the same vote shares give {glue:text}`ch12_sparse_rd_proj:.2f` and
 # {glue:text}`ch12_dense_rd_proj:.2f` (a projection, not a certificate).
 #
-# **Scale.** At the defaults every node gets only $n = 100$ estimation samples. With
-# Bonferroni over 7 classes, even a node whose every vote agrees gets
-# $\underline{p_A} = (\alpha/7)^{1/n} \approx 0.937$, whereas $n = 100000$ allows
+# **Scale.** This run gives every node only $n =$ {glue:text}`ch12_n` estimation samples.
+# With Bonferroni over {glue:text}`ch12_n_classes` classes, even a node whose every vote
+# agrees gets $\underline{p_A} =$ {glue:text}`ch12_p_cap:.4f`, whereas the paper's
+# $n = 100000$ allows
 # $\underline{p_A} \approx 0.99993$. Large radii need $\underline{p_A}$ close to one, so our
 # radii, and in particular the sparse average max $r_d$, are much smaller than the paper's;
 # the *ordering* (sparse $\gg$ non-sparse, deletions $\gg$ additions) is what this run can
@@ -461,7 +555,11 @@ comparison_table.style.hide(axis="index")
 #
 # ## Reproduce at paper scale
 #
-# A GPU is recommended (the CPU run takes hours):
+# The column "ours, paper scale" shows the runs stored under
+# `results/paper/12_smoothing_node_classification/`, one per GNN, written by
+# `python -m certlab.sweep sweeps/12_paper_scale.yaml --out
+# results/paper/12_smoothing_node_classification`. A single run by hand (a GPU is
+# recommended; the CPU run takes hours):
 #
 # ```bash
 # python -m certlab.run notebooks/12_smoothing_node_classification.py \

@@ -63,8 +63,11 @@ validate_chapter_parameters("13_smoothing_beyond_nodes", globals())
 import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
+from matplotlib.ticker import MaxNLocator
+from myst_nb import glue
 
 from certlab.checks import KeyResults
+from certlab.records import save_record, stored_runs
 from certlab.data import load_mnist, load_tu
 from certlab.graphs.models import GIN
 from certlab.graphs.training import (evaluate_graph_classifier,
@@ -99,8 +102,8 @@ def radius_curves(result, noise):
 # %% [markdown]
 # ## Graph classification on molecules
 #
-# Each molecule is a small undirected graph (MUTAG: 188 molecules, about 18 atoms each, two
-# classes: mutagenic or not); node features are one-hot atom types. The noise perturbs the
+# Each molecule is a small undirected graph (MUTAG: mutagenic or not; the sizes are printed
+# below); node features are one-hot atom types. The noise perturbs the
 # $n_i (n_i - 1) / 2$ atom pairs of each molecule independently; a batch of noisy molecules is
 # one disjoint union. We split the molecules 60/20/20 into training, validation and test sets,
 # train a GIN with a fresh noisy copy of every molecule in every epoch, and certify the test
@@ -142,21 +145,43 @@ print(f"GIN clean accuracy {gin_clean_acc:.2f}, smoothed accuracy "
 print(f"average max certified radius: "
       f"deletions {np.maximum(gin_rd, 0).mean():.2f}, "
       f"additions {np.maximum(gin_ra, 0).mean():.2f}")
+glue("ch13_n_graphs", len(graphs), display=False)
+glue("ch13_mean_atoms", float(sizes.mean()), display=False)
+glue("ch13_n_test_graphs", len(test_set), display=False)
+glue("ch13_gin_acc", float(gin_result.accuracy(labels[test_idx])), display=False)
+glue("ch13_gin_rd", float(np.maximum(gin_rd, 0).mean()), display=False)
+glue("ch13_gin_ra", float(np.maximum(gin_ra, 0).mean()), display=False)
 
 # %%
 fig, ax = plt.subplots(figsize=(6.5, 3.6))
 radii = np.arange(max_radius + 1)
-ax.plot(radii, gin_rd_curve, marker="o", label="edge deletions ($r_a = 0$)")
-ax.plot(radii, gin_ra_curve, marker="s", ls="--",
+# markers dodge sideways by 0.1 so that equal values of the two curves stay visible
+ax.plot(radii - 0.1, gin_rd_curve, marker="o", label="edge deletions ($r_a = 0$)")
+ax.plot(radii + 0.1, gin_ra_curve, marker="s", ls="--", mfc="none",
         label="edge additions ($r_d = 0$)")
-ax.set(xlabel="radius", ylabel="certified ratio", ylim=(0, 1),
+ax.set(xlabel="radius", ylabel="certified ratio", ylim=(0, 1.02),
        title=f"GIN on {tu_dataset}: graph-level certificate")
-ax.legend()
-plt.show()
+ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+ax.legend(loc="upper right")
+fig.tight_layout()
+glue("ch13_gin_fig", fig, display=False)
+plt.close(fig)
 
 # %% [markdown]
-# As for nodes, deletions are far easier to certify than additions under sparse noise. The
-# test set has only a few dozen molecules, so each step of the curve is a few molecules.
+# ```{glue:figure} ch13_gin_fig
+# :name: fig-ch13-gin
+#
+# Share of the test molecules whose smoothed GIN prediction is certified against every
+# deletion (solid) or addition (dashed) of up to that many edges (markers shifted slightly
+# sideways so that equal values stay visible). The deletion curve stays up far longer.
+# ```
+#
+# As for nodes, deletions are far easier to certify than additions under sparse noise
+# ({numref}`fig-ch13-gin`): the smoothed GIN (accuracy {glue:text}`ch13_gin_acc:.2f` on the
+# {glue:text}`ch13_n_test_graphs` test molecules out of {glue:text}`ch13_n_graphs`, about
+# {glue:text}`ch13_mean_atoms:.0f` atoms each) certifies an average maximum deletion radius of
+# {glue:text}`ch13_gin_rd:.2f` against {glue:text}`ch13_gin_ra:.2f` for additions. With so
+# few test molecules, each step of the curve is a few molecules.
 #
 # ## Binarized MNIST
 #
@@ -169,16 +194,19 @@ plt.show()
 train_images, train_labels = load_mnist("train")
 test_images, test_labels = load_mnist("test")
 print(f"share of pixels on, test set: threshold 0.5 on [0, 1]: "
-      f"{binarize_images(test_images).mean():.3f}; reference (uint8 > 0.5): "
+      f"{binarize_images(test_images).mean():.3f}")
+print(f"share of pixels on, test set: reference (uint8 > 0.5): "
       f"{binarize_images(test_images, scale='uint8_reference').mean():.3f}")
+glue("ch13_pixels_on", 100 * float(binarize_images(test_images).mean()), display=False)
 
 # %% [markdown]
-# Binary MNIST is sparse (about 13% of the pixels are on), so the same argument as for graphs
+# Binary MNIST is sparse (about {glue:text}`ch13_pixels_on:.0f`% of the pixels are on), so the same argument as for graphs
 # applies: a large $p_-$ costs little, a large $p_+$ buries the digit in random pixels. We
 # train the same small CNN twice, once with sparse noise and once with $p_+ = p_-$, and certify
-# the first test images with each.
+# the first {glue:text}`ch13_mnist_test` test images with each.
 
 # %%
+glue("ch13_mnist_test", mnist_test_images, display=False)
 x_train = binarize_images(train_images[:mnist_train_images])
 y_train = train_labels[:mnist_train_images]
 x_test = binarize_images(test_images[:mnist_test_images])
@@ -205,18 +233,28 @@ for label, (result, (ra, rd, _, _)) in mnist_runs.items():
                  "abstain": result.abstain.mean(),
                  "avg max rd": np.maximum(rd, 0).mean(),
                  "avg max ra": np.maximum(ra, 0).mean()})
-pd.DataFrame(rows).set_index("noise").style.format(precision=2)
+mnist_summary = pd.DataFrame(rows).set_index("noise")
+glue("ch13_mnist_sparse_rd", float(mnist_summary["avg max rd"].iloc[0]), display=False)
+glue("ch13_mnist_dense_rd", float(mnist_summary["avg max rd"].iloc[1]), display=False)
+glue("ch13_mnist_sparse_acc", float(mnist_summary["smoothed acc"].iloc[0]),
+     display=False)
+glue("ch13_mnist_dense_acc", float(mnist_summary["smoothed acc"].iloc[1]),
+     display=False)
+mnist_summary.style.format(precision=2)
 
 # %%
-fig, axes = plt.subplots(1, 3, figsize=(7.5, 2.9), constrained_layout=True)
-for label, (result, (_, _, ra_curve, rd_curve)) in mnist_runs.items():
-    (line,) = axes[0].plot(radii, rd_curve, marker="o",
+fig, axes = plt.subplots(1, 3, figsize=(7.5, 3.0), constrained_layout=True,
+                         width_ratios=[1.7, 1, 1])
+for k, (label, (result, (_, _, ra_curve, rd_curve))) in enumerate(mnist_runs.items()):
+    shift = 0.12 * (2 * k - 1)  # dodge sideways so that equal values stay visible
+    (line,) = axes[0].plot(radii + shift - 0.06, rd_curve, marker="o", ms=4,
                            label=f"{label}: deletions")
-    axes[0].plot(radii, ra_curve, marker="s", ls="--", color=line.get_color(),
-                 label=f"{label}: additions")
-axes[0].set(xlabel="radius", ylabel="certified ratio", ylim=(0, 1),
-            title="binarized MNIST: certified ratio")
-axes[0].legend(fontsize=8)
+    axes[0].plot(radii + shift + 0.06, ra_curve, marker="s", ms=4, ls="--", mfc="none",
+                 color=line.get_color(), label=f"{label}: additions")
+axes[0].set(xlabel="radius", ylabel="certified ratio", ylim=(0, 1.02),
+            title="binarized MNIST")
+axes[0].xaxis.set_major_locator(MaxNLocator(integer=True))
+axes[0].legend(fontsize=7, loc="upper right")
 example = x_test[0].astype(float)
 for ax, (label, noise) in zip(axes[1:], mnist_noises.items()):
     noisy = sample_attribute_noise(example.reshape(1, -1), noise.p_plus,
@@ -224,8 +262,25 @@ for ax, (label, noise) in zip(axes[1:], mnist_noises.items()):
                                    generator=seed).to_dense().reshape(28, 28)
     ax.imshow(np.hstack([example, np.full((28, 2), 0.5), noisy.numpy()]),
               cmap="gray_r")
-    ax.set(title=f"clean | one noisy copy ({label})", xticks=[], yticks=[])
-plt.show()
+    ax.set(title=f"clean | noisy ({label})", xticks=[], yticks=[])
+glue("ch13_mnist_fig", fig, display=False)
+plt.close(fig)
+
+# %% [markdown]
+# ```{glue:figure} ch13_mnist_fig
+# :name: fig-ch13-mnist
+#
+# Left: certified ratio of the smoothed CNNs against pixel deletions (solid) and additions
+# (dashed, hollow), sparse versus $p_+ = p_-$ noise (markers shifted slightly sideways so that
+# equal values stay visible). Right: the first test digit next to one noisy
+# copy under each noise; the sparse noise keeps the background clean.
+# ```
+#
+# With sparse noise the average maximum certified deletion radius is
+# {glue:text}`ch13_mnist_sparse_rd:.2f` (smoothed accuracy
+# {glue:text}`ch13_mnist_sparse_acc:.2f`); with $p_+ = p_-$ it is
+# {glue:text}`ch13_mnist_dense_rd:.2f` (accuracy {glue:text}`ch13_mnist_dense_acc:.2f`), see
+# {numref}`fig-ch13-mnist`.
 
 # %% [markdown]
 # ## What CI checks on every machine
@@ -238,7 +293,7 @@ plt.show()
 key = KeyResults("13_smoothing_beyond_nodes")
 key.exact(f"{tu_dataset}: graphs, classes, train / val / test",
           [len(graphs), n_graph_classes, len(train_set), len(val_set), len(test_set)])
-key.exact("MNIST test pixels on: threshold 0.5 on [0, 1], reference uint8 > 0.5",
+key.exact("MNIST test pixels on: v / 255 > 0.5, uint8 > 0.5",
           [int(binarize_images(test_images).sum()),
            int(binarize_images(test_images, scale="uint8_reference").sum())])
 key.measured("GIN smoothed accuracy", gin_result.accuracy(labels[test_idx]))
@@ -247,7 +302,7 @@ mnist_table = pd.DataFrame(rows).set_index("noise")
 for label_row, row in mnist_table.iterrows():
     for column in row.index:
         key.measured(f"MNIST {label_row}: {column}", row[column])
-key.claim("GIN: the average max certified radius is larger for deletions than for additions",
+key.claim("GIN: avg max certified radius larger for deletions than additions",
           np.maximum(gin_rd, 0).mean() > np.maximum(gin_ra, 0).mean())
 key.claim("GIN: smoothed accuracy is at least 0.6", gin_result.accuracy(labels[test_idx]) >= 0.6)
 sparse_rd = np.maximum(mnist_runs["sparse"][1][1], 0).mean()
@@ -264,10 +319,12 @@ key.report()
 # The paper shows these results as figures (graph classification: certified ratio vs radius;
 # MNIST: sparse smoothing improves the certified ratio over $p_+ = p_-$). Its exact noise
 # parameters for these two experiments are not in our source text, so they are parameters here
-# (`graph_p_plus`, `graph_p_minus`, `mnist_*`). At the defaults we certify a few dozen inputs
-# with $n = 100$ samples: with $C = 10$ MNIST classes and Bonferroni, even unanimous votes give
-# at most $\underline{p_A} = (\alpha / 10)^{1/n} \approx 0.93$, which caps the radii. The paper
-# uses $n = 100000$ ($\underline{p_A}$ up to about $0.99993$) and full training sets, so its
+# (`graph_p_plus`, `graph_p_minus`, `mnist_*`). This run certifies
+# {glue:text}`ch13_n_test_graphs` molecules and {glue:text}`ch13_mnist_test` images with
+# $n =$ {glue:text}`ch13_n` samples: with $C = 10$ MNIST classes and Bonferroni, even unanimous
+# votes give at most $\underline{p_A} = (\alpha / 10)^{1/n} \approx$
+# {glue:text}`ch13_p_cap:.4f`, which caps the radii. The paper uses $n = 100000$
+# ($\underline{p_A}$ up to about $0.99993$) and full training sets, so its
 # radii are larger; what this run reproduces is the shape: deletions $\gg$ additions, and a
 # graph-level certificate obtained without any change to the method.
 #
@@ -276,29 +333,52 @@ key.report()
 # certificates for $p_+ = p_-$ is checked in {doc}`11_smoothing_certificate` and in the tests.
 
 # %% tags=["hide-input"]
+glue("ch13_n", n, display=False)
+glue("ch13_p_cap", (alpha / 10) ** (1 / n), display=False)
 why = (f"n = {n} vs the paper's 100000 caps p_A; "
        f"{mnist_train_images} MNIST training images")
 gin_rd_mean = np.maximum(gin_rd, 0).mean()
 gin_ra_mean = np.maximum(gin_ra, 0).mean()
+save_record({"gin_avg_max_rd": float(gin_rd_mean), "gin_avg_max_ra": float(gin_ra_mean),
+             "mnist_sparse_avg_max_rd": float(sparse_rd),
+             "mnist_dense_avg_max_rd": float(dense_rd)})
+stored = stored_runs("13_smoothing_beyond_nodes")
+
+
+def at_paper_scale(*names, fmt="{:.2f}"):
+    """'a vs b' from each stored paper-scale run holding `names`, or 'not run yet'."""
+    found = [" vs ".join(fmt.format(run["values"][k]) for k in names) for run in stored
+             if all(k in run.get("values", {}) for k in names)]
+    return "; ".join(found) if found else "not run yet"
+
+
 comparison_table = pd.DataFrame([
     {"quantity": f"GIN on {tu_dataset}: avg max rd vs ra",
      "paper": "deletions >> additions (figure, no number)",
      "ours, this run": f"{gin_rd_mean:.2f} vs {gin_ra_mean:.2f}",
-     "ours, paper scale": "not run yet", "scale and why": why},
+     "ours, paper scale": at_paper_scale("gin_avg_max_rd", "gin_avg_max_ra"),
+     "scale and why": why},
     {"quantity": "MNIST: avg max rd, sparse vs p+ = p-",
      "paper": "sparse larger (figure, no number)",
      "ours, this run": f"{sparse_rd:.2f} vs {dense_rd:.2f}",
-     "ours, paper scale": "not run yet", "scale and why": why},
+     "ours, paper scale": at_paper_scale("mnist_sparse_avg_max_rd",
+                                         "mnist_dense_avg_max_rd"),
+     "scale and why": why},
     {"quantity": "ImageNet, identical to Lee et al.",
      "paper": "identical certified accuracy",
      "ours, this run": "not run (no ImageNet here)",
-     "ours, paper scale": "not run yet",
+     "ours, paper scale": "none (no ImageNet)",
      "scale and why": "identity checked in chapter 11 and tests"},
 ])
 comparison_table.style.hide(axis="index")
 
 # %% [markdown]
 # ## Reproduce at paper scale
+#
+# The column "ours, paper scale" shows the runs stored under
+# `results/paper/13_smoothing_beyond_nodes/`; the command below, run through
+# `python -m certlab.sweep` with a spec holding these parameters and
+# `--out results/paper/13_smoothing_beyond_nodes`, produces one:
 #
 # ```bash
 # python -m certlab.run notebooks/13_smoothing_beyond_nodes.py \
