@@ -370,7 +370,7 @@ SCHEMAS: dict[str, ChapterSchema] = {
     "21_ntk_gnn_kernels": ChapterSchema(
         {"n_csbm": Int(50, help="CSBM nodes: 20 + 20 labeled nodes and a test set"),
          "real_graph": _GRAPH, "n_seeds": Int(1),
-         "published_seeds": Int(0, help="seeds of the table with the authors' kernels"), "depth": Int(1),
+         "depth": Int(1),
          "svm_C": Choice(("paper", "cv")), "convergence_nodes": Int(4),
          "widths": IntList(2, 1), "n_init_seeds": Int(1), "device": _DEV, "seed": _SEED}),
     "22_label_flip_certificates": ChapterSchema(
