@@ -58,6 +58,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 from IPython.display import Markdown, display
+from myst_nb import glue
 
 from certlab.checks import KeyResults
 from certlab.stats import clopper_pearson_lower, lower_bound_coverage
@@ -134,10 +135,20 @@ axes[1].set(xlabel="probability", ylabel="repeats",
             title=f"{n_repeats} repeats with n = {n_samples}: the bound stays below p")
 axes[1].legend()
 fig.tight_layout()
-plt.show()
+glue("ch00_cp_fig", fig, display=False)
+plt.close(fig)
 
 # %% [markdown]
-# The left panel is why smoothing papers use $n = 10^5$ samples: the bound approaches $p$
+# ```{glue:figure} ch00_cp_fig
+# :name: fig-ch00-clopper-pearson
+#
+# The one-sided Clopper-Pearson lower bound at this chapter's $\alpha$. Left: the bound for the
+# expected vote count $k = p n$ as the number of Monte-Carlo samples $n$ grows, for four true
+# probabilities $p$ (grey lines; the dotted line marks this chapter's $n$). Right: the
+# estimates $k / n$ and their lower bounds over the repeated experiments, against the true $p$.
+# ```
+#
+# The left panel of {numref}`fig-ch00-clopper-pearson` is why smoothing papers use $n = 10^5$ samples: the bound approaches $p$
 # only slowly, and for $p$ close to one (where large radii live) the gap matters most. The
 # right panel is the guarantee at work: the estimate scatters around $p$ and the bound sits
 # below it, except in rare repeats whose probability is at most $\alpha$ (the exact value is

@@ -31,7 +31,7 @@
 #
 # **Threat model.** $\mathcal B_{r_a, r_d}(x)$ holds every $\tilde x$ that adds at most $r_a$
 # ones to $x$ and deletes at most $r_d$ ones. If we know (from Monte-Carlo sampling and a
-# Clopper-Pearson bound, see the {doc}`00_introduction`) that
+# Clopper-Pearson bound, introduced in {doc}`00_introduction`) that
 # $P(f(\phi(x)) = y^*) \ge \underline{p_A}$, the prediction $y^*$ is certified for the whole ball
 # when the *worst case*
 #
@@ -424,7 +424,8 @@ plt.close(fig)
 # Sparse noise certifies many more deletions than additions (at
 # $\underline{p_A} =$ {glue:text}`ch11_frontier_p`: $r_d$ up to
 # {glue:text}`ch11_sparse_max_rd` against $r_a$ up to {glue:text}`ch11_sparse_max_ra`; with
-# $p_+ = p_- =$ {glue:text}`ch11_dense_p` only {glue:text}`ch11_dense_max_rd` deletions): an added
+# $p_+ = p_- =$ {glue:text}`ch11_dense_p` a largest certified deletion radius of only
+# {glue:text}`ch11_dense_max_rd`): an added
 # one is a rare event under $\phi(x)$ (probability $p_+$), so its presence is strong evidence,
 # whereas deleted ones are routinely missing under $\phi(x)$ (probability $p_-$). The paper
 # reports the same asymmetry for trained GNNs, and (the paper's numbers) an average maximum

@@ -16,7 +16,7 @@
 # %% [markdown]
 # # Certifying GNNs for node classification
 #
-# The {doc}`11_smoothing_certificate` chapter derived the certificate of 
+# The {doc}`previous chapter <11_smoothing_certificate>` derived the certificate of
 # {cite:t}`bojchevski2020` for one input with a known bound $\underline{p_A}$. Here we use it the
 # way the paper does: certify **graph neural networks** on the Cora-ML citation graph against
 # an adversary who adds up to $r_a$ and deletes up to $r_d$ ones, either in the binary
@@ -128,8 +128,8 @@ print(f"expected changes per noisy graph: attributes "
 # The preprocessing is the paper's: symmetrize, drop self-loops, keep the largest connected
 # component ({glue:text}`ch12_nodes` nodes, {glue:text}`ch12_edges` edges here) and binarize the attributes. The expected
 # changes show why the noise must be sparsity-aware: with $p_+ = 0.01$ the attributes gain
-# about as many ones as they have, and $p_+ = 0.001$ adds roughly half as many edges as the
-# graph has. A single flip probability large enough to delete many ones would bury the data
+# about half as many ones as they have, and $p_+ = 0.001$ adds roughly half as many edges as
+# the graph has, although both rates look tiny. A single flip probability large enough to delete many ones would bury the data
 # under additions.
 #
 # ## Train and certify the three GNNs
