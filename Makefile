@@ -1,9 +1,9 @@
 # certlab: two commands a user needs.
 #   make book   set up .venv, execute every chapter at its default (CPU-scale) parameters,
 #               build the HTML book into _build/html
-#   make test   set up .venv, run pytest, nbval on every notebook (twice: as set up here, then
-#               with other CPU kernels and one thread), the strict book build and the
-#               browser test of every page
+#   make test   set up .venv, run pytest and, beside it, nbval on every notebook (twice: as set
+#               up here, then with other CPU kernels and one thread), then the strict book
+#               build and the browser test of every page
 # Helpers: make setup | notebooks | notebook NB=notebooks/x.py | html | benchmarks | clean
 #          | browser-test | chromium
 
@@ -18,13 +18,20 @@ export PYTHONHASHSEED := 0
 export PYDEVD_DISABLE_FILE_VALIDATION := 1
 NOTEBOOKS := $(sort $(wildcard notebooks/[0-9]*.py))
 
-.PHONY: book test setup notebooks notebook html pytest nbval nbval-portable benchmarks clean
+.PHONY: book test setup notebooks notebook html pytest nbval nbval-portable nbval-both benchmarks clean
 
 book: setup notebooks html
 
-test: setup pytest nbval nbval-portable
+# pytest (one process) runs beside the two nbval runs (two notebooks at a time), so that
+# both cores stay busy; each target's output is printed in one piece when it ends.
+test: setup
+	$(MAKE) --no-print-directory --output-sync=target -j2 pytest nbval-both
 	$(VENV)/bin/jupyter-book build -W -n --keep-going .
-	$(MAKE) browser-test
+	$(MAKE) --no-print-directory browser-test
+
+nbval-both: setup
+	$(MAKE) --no-print-directory nbval
+	$(MAKE) --no-print-directory nbval-portable
 
 setup: $(STAMP) chromium
 
