@@ -462,7 +462,7 @@ try:
         mark = {"certified": "✓", "not certified": "✗", "unknown": "?"}
         beyond_rows.append({"node": int(node), "fewest flips": fewest,
                             "certified up to k": certified_up_to,
-                            f"k = 1..{beyond_max_flips}": " ".join(mark[st] for st in status),
+                            f"k = 1..{beyond_max_flips}": "".join(mark[st] for st in status),
                             "decided by": rec["decided_by"],
                             "MILP solves": rec["milp_solves"],
                             "HiGHS s": rec["solve_time_s"], "total s": wall})
@@ -504,7 +504,7 @@ print(f"MILP vs enumeration at budgets <= {beyond_check_flips}: "
       f"(enumeration: {beyond_enum_seconds:.1f} s)")
 (beyond_table.style.hide(axis="index")
  .format({"HiGHS s": "{:.2f}", "total s": "{:.2f}"})
- .set_table_styles([{"selector": "th, td", "props": "white-space: nowrap;"}]))
+ .set_properties(subset=[f"k = 1..{beyond_max_flips}"], **{"white-space": "nowrap"}))
 
 # %% [markdown]
 # At {glue:text}`ch22_beyond_m` labels the MILP took {glue:text}`ch22_beyond_s:.1f` s for
