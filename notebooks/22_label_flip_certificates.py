@@ -519,7 +519,7 @@ print(f"MILP vs enumeration at budgets <= {beyond_check_flips}: "
 # (a verified attack met the enumerated lower bound) or "enumeration" (a single flip
 # suffices). The benchmark pushes the same MILP to 100 labels, and shows where it stops
 # being fast: at Cora-MLb's $C = 0.075$ the KKT system is much harder; at 40 labels a node
-# already takes tens of seconds and a budget can stay "unknown" at the node limit.
+# already takes orders of magnitude longer and a budget can stay "unknown" at the node limit.
 #
 # ## Collective certificates and the plateau
 #
