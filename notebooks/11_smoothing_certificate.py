@@ -63,6 +63,9 @@ p_lower = 0.9  # toy lower bound on P(f(phi(x)) = y*)
 toy_dim = 8  # bits of the brute-force toy input (2**toy_dim outcomes; 2..12)
 dense_p = 0.01  # flip probability of the non-sparse comparison noise (p+ = p- = dense_p)
 max_radius = 25  # largest radius shown in the radius curves
+imagenet_keep = 0.1  # ImageNet setting: each pixel value kept w.p. this, else uniform of 255
+imagenet_inputs = 50000  # p_lower values certified per radius (ImageNet's validation size)
+imagenet_max_r = 7  # radii 1..imagenet_max_r (the paper's table: r = 1, 3, 5, 7)
 device = "auto"  # unused by this chapter (no model); kept for a uniform interface
 seed = 0
 
@@ -74,6 +77,7 @@ validate_chapter_parameters("11_smoothing_certificate", globals())
 # %% tags=["hide-input"]
 import json
 import time
+from fractions import Fraction
 from pathlib import Path
 
 import matplotlib.pyplot as plt
@@ -87,9 +91,11 @@ from certlab.checks import KeyResults
 from certlab.records import save_record, stored_runs
 from certlab.smoothing.certificate import (certify_grid, max_certified_radius,
                                            rho_lower, rho_upper)
+from certlab.smoothing.categorical import certify_categorical
 from certlab.smoothing.reference import (binary_ball, binary_channels,
-                                         brute_force_worst_case,
-                                         rho_lower_reference)
+                                         brute_force_worst_case, lee2019_regions,
+                                         lee2019_threshold, rho_lower_reference)
+from certlab.smoothing.regions import clear_region_caches
 from certlab.smoothing.regions import binary_regions
 from certlab.plotting import use_book_style
 from certlab.utils import seed_everything
@@ -513,6 +519,73 @@ plt.close(fig)
 # whatever $d$ ({numref}`fig-ch11-runtime`).
 
 # %% [markdown]
+# ## The ImageNet setting: the same certificate as Lee et al., in milliseconds
+#
+# The paper's ImageNet table puts its certificate beside {cite:t}`lee2019`'s: identical
+# certified accuracies (0.538, 0.338, 0.244, 0.176 at $r = 1, 3, 5, 7$), but "4 days" of
+# computation for Lee et al. against "< 1 sec." for the regions. Without an ImageNet model we
+# cannot recompute the accuracies; what we can run is the certificate itself in that setting:
+# $K = 256$ values per pixel, uniform noise that keeps a value with probability
+# {glue:text}`ch11_in_keep` (our $p_+ = p_- = 1 -$ keep) and radii
+# $r = 1, \dots,$ {glue:text}`ch11_in_max_r`. Lee et al. pre-compute, once per radius, the
+# threshold $p^*_r$ above which $\underline{p_A}$ certifies, with exact rational arithmetic
+# over their regions $\mathcal L_{u,v}$ (`lee2019_threshold`, written from their paper);
+# our fast path computes the triplet regions in floating point and certifies every input
+# directly (`certify_categorical`). Both certify the same {glue:text}`ch11_in_inputs` values
+# of $\underline{p_A}$ spread over $[0.5, 1]$, one ImageNet validation set's worth, at every
+# radius, starting from empty caches.
+
+# %%
+keep_exact = Fraction(str(imagenet_keep))  # 0.1 -> 1/10 exactly
+noise_p = 1.0 - imagenet_keep
+p_grid = np.linspace(0.5, 1.0, imagenet_inputs)
+p_grid_exact = [Fraction(q) for q in p_grid]  # the same doubles, as exact rationals
+imagenet_rows = []
+for r in range(1, imagenet_max_r + 1):
+    lee2019_regions.cache_clear()
+    start = time.perf_counter()
+    star = lee2019_threshold(keep_exact, 256, r)
+    lee_certified = np.array([q > star for q in p_grid_exact])
+    lee_s = time.perf_counter() - start
+    clear_region_caches()
+    start = time.perf_counter()
+    ours_certified = certify_categorical(p_grid, noise_p, noise_p, 256, 0, 0, r)
+    ours_s = time.perf_counter() - start
+    near = np.abs(p_grid - float(star)) < 1e-9  # within the fast path's safety margin
+    imagenet_rows.append({
+        "r": r, "threshold p*": float(star),
+        "certified (Lee et al., exact)": int(lee_certified.sum()),
+        "certified (ours)": int(ours_certified.sum()),
+        "ours certifies more": int(np.sum(ours_certified & ~lee_certified)),
+        "differ away from p*": int(np.sum((ours_certified != lee_certified) & ~near)),
+        "Lee et al. exact (ms)": lee_s * 1e3, "ours (ms)": ours_s * 1e3})
+imagenet_table = pd.DataFrame(imagenet_rows)
+imagenet_identical = bool(imagenet_table["ours certifies more"].sum() == 0
+                          and imagenet_table["differ away from p*"].sum() == 0)
+glue("ch11_in_keep", imagenet_keep, display=False)
+glue("ch11_in_max_r", imagenet_max_r, display=False)
+glue("ch11_in_inputs", f"{imagenet_inputs:,}", display=False)
+glue("ch11_in_ours_ms", float(imagenet_table["ours (ms)"].sum()), display=False)
+glue("ch11_in_lee_ms", float(imagenet_table["Lee et al. exact (ms)"].sum()), display=False)
+imagenet_table.style.hide(axis="index").format(
+    {"threshold p*": "{:.6f}", "Lee et al. exact (ms)": "{:.0f}", "ours (ms)": "{:.1f}"})
+
+# %% [markdown]
+# At every radius the two computations certify the same inputs (the fast path may only refuse
+# inputs within $10^{-9}$ of $p^*_r$, its safety margin; it never certifies one that the exact
+# computation refuses). All {glue:text}`ch11_in_max_r` radii take
+# {glue:text}`ch11_in_ours_ms:.0f` ms with the regions and {glue:text}`ch11_in_lee_ms:.0f` ms
+# with Lee et al.'s regions in exact arithmetic on this machine (timings are not checked).
+# So Lee et al.'s *certificate* is not slow when it is computed over the $O(r^2)$ regions of
+# the changed coordinates: the "4 days" of the paper's table is the authors' report of
+# Lee et al.'s implementation on full ImageNet, which we do not have and do not reproduce.
+# What this chapter reproduces is the identity of the two certificates in the ImageNet setting
+# (here, and for $K \in \{3, 5, 256\}$ against the independent construction in the tests)
+# and a cost of milliseconds for a whole validation set. The keep probability
+# {glue:text}`ch11_in_keep` is our choice: our sources do not state Lee et al.'s ImageNet
+# value, so the thresholds, not the paper's accuracies, are what this table shows.
+
+# %% [markdown]
 # ## What CI checks on every machine
 #
 # Everything in this chapter is exact arithmetic in double precision, so its certificates are
@@ -549,6 +622,11 @@ key.claim("ra = rd = 100: fast path == 1000-bit reference to 1e-12",
           np.max(np.abs(fast_100 - ref_100)) < 1e-12)
 key.claim("sparse noise certifies more deletions than additions at p_lower = 0.999",
           noise_table["max rd"].iloc[0] > noise_table["max ra"].iloc[0])
+in_certified = imagenet_table["certified (Lee et al., exact)"].tolist()
+key.exact("K = 256: certified at r = 1..4 (Lee et al., exact)", in_certified[:4])
+key.exact(f"K = 256: certified at r = 5..{imagenet_max_r} (Lee et al., exact)",
+          in_certified[4:])
+key.claim("K = 256: ours == Lee et al. away from p*, never more", imagenet_identical)
 key.report()
 
 # %% [markdown]
@@ -563,7 +641,12 @@ save_record({"n_regions": int(regions.n_regions), "rho_lower_toy": float(rho_toy
              "max_rd_sparse": int(noise_table["max rd"].iloc[0]),
              "max_ra_sparse": int(noise_table["max ra"].iloc[0]),
              "max_rd_dense": int(noise_table["max rd"].iloc[1]),
-             "closed_form_us": float(np.median(closed_form_s)) * 1e6})
+             "closed_form_us": float(np.median(closed_form_s)) * 1e6,
+             "imagenet_keep": imagenet_keep, "imagenet_inputs": imagenet_inputs,
+             "imagenet_ours_ms": float(imagenet_table["ours (ms)"].sum()),
+             "imagenet_lee_exact_ms": float(imagenet_table["Lee et al. exact (ms)"].sum()),
+             "imagenet_identical": imagenet_identical,
+             "imagenet_certified": imagenet_table["certified (ours)"].tolist()})
 stored = stored_runs("11_smoothing_certificate")
 
 
@@ -591,14 +674,19 @@ summary_table = pd.DataFrame([
     {"quantity": "p+ = p- equals Lee et al.",
      "paper": "same ImageNet certified accuracy (0.538, 0.338, 0.244, 0.176 "
               "at r = 1, 3, 5, 7)",
-     "ours, this run": "identical certificates (tests, binary and K categories)",
-     "ours, paper scale": "none (no ImageNet)",
-     "scale and why": "no ImageNet model here"},
+     "ours, this run": "identical certificates (tests, binary and K categories; "
+                       f"K = 256, r = 1..{imagenet_max_r} above: "
+                       f"{'identical' if imagenet_identical else 'DIFFERENT'})",
+     "ours, paper scale": at_paper_scale("imagenet_identical",
+                                         "identical: {}"),
+     "scale and why": "no ImageNet model here: the certificates, not the accuracies"},
     {"quantity": "runtime",
      "paper": "< 1 s instead of 4 days (Lee et al., ImageNet)",
-     "ours, this run": f"{np.median(closed_form_s) * 1e6:.0f} us per certificate; "
-                       + bench_text,
-     "ours, paper scale": at_paper_scale("closed_form_us", "{:.0f} us"),
+     "ours, this run": f"K = 256, r = 1..{imagenet_max_r}, {imagenet_inputs:,} inputs: "
+                       f"{imagenet_table['ours (ms)'].sum():.0f} ms (ours) vs "
+                       f"{imagenet_table['Lee et al. exact (ms)'].sum():.0f} ms "
+                       "(Lee et al.'s regions, exact); " + bench_text,
+     "ours, paper scale": at_paper_scale("imagenet_ours_ms", "{:.0f} ms (ours)"),
      "scale and why": "timings depend on the machine"},
     {"quantity": "sparse vs non-sparse, avg max rd",
      "paper": "6.47 vs 1.75 (trained GNNs)",

@@ -346,24 +346,36 @@ save_record({"gin_avg_max_rd": float(gin_rd_mean), "gin_avg_max_ra": float(gin_r
 stored = stored_runs("13_smoothing_beyond_nodes")
 
 
-def at_paper_scale(*names, fmt="{:.2f}"):
-    """'a vs b' from each stored paper-scale run holding `names`, or 'not run yet'."""
-    found = [" vs ".join(fmt.format(run["values"][k]) for k in names) for run in stored
+def at_paper_scale(*names, fmt="{:.2f}", scale=lambda p: ""):
+    """'a vs b' from each stored paper-scale run holding `names` (followed by `scale` of the
+    run's parameters), or 'not run yet'."""
+    found = [" vs ".join(fmt.format(run["values"][k]) for k in names)
+             + scale(run["parameters"]) for run in stored
              if all(k in run.get("values", {}) for k in names)]
     return "; ".join(found) if found else "not run yet"
+
+
+def graph_scale(p):
+    return f" ({p['tu_dataset']}, n = {p['n']:,})"
+
+
+def mnist_scale(p):
+    return (f" (n = {p['n']:,}; {p['mnist_train_images']:,} training images, "
+            f"{p['mnist_epochs']} epoch(s); {p['mnist_test_images']:,} test images)")
 
 
 comparison_table = pd.DataFrame([
     {"quantity": f"GIN on {tu_dataset}: avg max rd vs ra",
      "paper": "deletions >> additions (figure, no number)",
      "ours, this run": f"{gin_rd_mean:.2f} vs {gin_ra_mean:.2f}",
-     "ours, paper scale": at_paper_scale("gin_avg_max_rd", "gin_avg_max_ra"),
+     "ours, paper scale": at_paper_scale("gin_avg_max_rd", "gin_avg_max_ra",
+                                         scale=graph_scale),
      "scale and why": why_graph},
     {"quantity": "MNIST: avg max rd, sparse vs p+ = p-",
      "paper": "sparse larger (figure, no number)",
      "ours, this run": f"{sparse_rd:.2f} vs {dense_rd:.2f}",
      "ours, paper scale": at_paper_scale("mnist_sparse_avg_max_rd",
-                                         "mnist_dense_avg_max_rd"),
+                                         "mnist_dense_avg_max_rd", scale=mnist_scale),
      "scale and why": why},
     {"quantity": "ImageNet, identical to Lee et al.",
      "paper": "identical certified accuracy",
@@ -377,9 +389,11 @@ comparison_table.style.hide(axis="index")
 # ## Reproduce at paper scale
 #
 # The column "ours, paper scale" shows the runs stored under
-# `results/paper/13_smoothing_beyond_nodes/`; the command below, run through
-# `python -m certlab.sweep` with a spec holding these parameters and
-# `--out results/paper/13_smoothing_beyond_nodes`, produces one:
+# `results/paper/13_smoothing_beyond_nodes/`, with the scale each ran at. The stored run is
+# `sweeps/13_paper_scale_cpu.yaml` (MUTAG at $n = 100000$; MNIST at $n = 100000$ but only 10
+# test images and one training epoch, what two CPU cores allow in under an hour);
+# `sweeps/13_paper_scale.yaml` is the full setting (PROTEINS, all 10000 MNIST test images),
+# for a GPU or a cluster. A single full run by hand:
 #
 # ```bash
 # python -m certlab.run notebooks/13_smoothing_beyond_nodes.py \

@@ -116,7 +116,7 @@ from certlab.poisoning.certificates import (certified_fraction,
                                             collective_flips_curve,
                                             min_label_flips)
 from certlab.poisoning.enumeration import count_flip_sets
-from certlab.poisoning.svm import fit_svm
+from certlab.poisoning.svm import fit_svm, select_C_cv
 from certlab.plotting import use_book_style
 from certlab.records import save_record, stored_runs
 from certlab.utils import seed_everything
@@ -616,41 +616,62 @@ collective_view.style.format(precision=1, na_rep="–")
 # robust architectures on Citeseerb, unlike on Cora-MLb.
 
 # %%
-def real_samplewise_table(graph, seeds):
-    rows = []
+def real_samplewise_table(graph, seeds, c_choice="paper"):
+    """Mean certified accuracy (%) per architecture (rows) and budget k (columns), and the C
+    used per architecture and seed: the authors' Cora-MLb value (c_choice="paper") or 4-fold
+    stratified cross-validation on the 20 clean labels ("cv", the authors' protocol)."""
+    rows, chosen = [], {}
     for name, kw in ARCHITECTURES.items():
         K = gnn_ntk(graph.adj, graph.features, **kw)
         for s in seeds:
             split = label_flip_split(graph.labels, seed=s)
             L, T = split.labeled, split.test
-            K_train, K_test, y = K[np.ix_(L, L)], K[np.ix_(T,
-                                                           L)], graph.labels[L]
-            C = PAPER_C_REAL[name]
+            K_train, K_test, y = K[np.ix_(L, L)], K[np.ix_(T, L)], graph.labels[L]
+            C = (PAPER_C_REAL[name] if c_choice == "paper"
+                 else select_C_cv(K_train, y, n_folds=4, seed=s)[0])
+            chosen.setdefault(name, []).append(C)
             flips = min_label_flips(K_train, K_test, y, model="svm", C=C,
                                     max_flips=max_flips)
             correct = fit_svm(K_train, y, C).predict(K_test) == graph.labels[T]
             acc = certified_fraction(flips, range(max_flips + 1), correct)
             rows += [{"architecture": name, "seed": s, "k": k,
                       "certified_accuracy": 100 * acc[k]} for k in range(max_flips + 1)]
-    return (pd.DataFrame(rows).groupby(["architecture", "k"],
-                                       sort=False)["certified_accuracy"]
-            .mean().unstack("k"))
+    table = (pd.DataFrame(rows).groupby(["architecture", "k"], sort=False)
+             ["certified_accuracy"].mean().unstack("k"))
+    return table, chosen
+
+
+def ranked_at_k1(table):
+    """Architectures by certified accuracy at one flip, best first (ties: table order)."""
+    return list(table[1].sort_values(ascending=False, kind="stable").index)
 
 
 if citeseer_table and real_graph != "citeseer":
     citeseer = load_binary_graph("citeseer")
-    mean_cs = real_samplewise_table(citeseer,
-                                    [seed + s for s in range(n_seeds)])
+    cs_seeds = [seed + s for s in range(n_seeds)]
+    mean_cs, _ = real_samplewise_table(citeseer, cs_seeds, "paper")
+    mean_cs_cv, cs_cv_C = real_samplewise_table(citeseer, cs_seeds, "cv")
+    ranked_cs, ranked_cs_cv = ranked_at_k1(mean_cs), ranked_at_k1(mean_cs_cv)
 
 # %%
 if citeseer_table and real_graph != "citeseer":
     print(f"Citeseerb: {citeseer.num_nodes} nodes, {citeseer.num_edges} edges; sample-wise")
     print(f"certified accuracy (%) at k = 0..{max_flips}, mean of {n_seeds} seeds")
-    order = mean_cs[1].sort_values(ascending=False, kind="stable")
-    print("Citeseerb k=1: " + " > ".join(order.index))
-    cs_view = mean_cs.copy()
-    cs_view.columns = [f"k={k}" for k in cs_view.columns]
-    display(cs_view.reset_index().style.hide(axis="index").format(precision=1))
+    both = pd.concat({"Cora-MLb C": mean_cs, "C by 4-fold CV": mean_cs_cv}, axis=1)
+    both.columns = [f"{c}, k={k}" for c, k in both.columns]
+    both["median CV C"] = [float(np.median(cs_cv_C[name])) for name in both.index]
+    glue("ch22_cs_top_paperC", " and ".join(ranked_cs[:2]), display=False)
+    glue("ch22_cs_top_cvC", " and ".join(ranked_cs_cv[:2]), display=False)
+    glue("ch22_cs_sage_rank_cv", ranked_cs_cv.index("GraphSAGE") + 1, display=False)
+    glue("ch22_cs_gin_rank_cv", ranked_cs_cv.index("GIN") + 1, display=False)
+    display(both.reset_index().style.hide(axis="index").format(precision=1)
+            .format("{:g}", subset=["median CV C"]))
+
+# %% [markdown]
+# The left half uses Cora-MLb's $C$ per architecture; the right half chooses $C$ on Citeseerb
+# itself by 4-fold stratified cross-validation of the clean 20 labels over the authors' grid
+# ($0.001, \dots, 10$; ties to the smaller $C$), as the authors did per data set, once per
+# seed (the last column: the median of the chosen values).
 
 # %% [markdown]
 # ## Multi-class Cora-ML
@@ -762,9 +783,10 @@ for name in collective_architectures:
     key.exact(f"collective {name}, k = 1..{max_budget}, {collective_seeds} seed(s)",
               flipped[name].to_numpy())
 if citeseer_table and real_graph != "citeseer":
-    ranked_cs = list(mean_cs[1].sort_values(ascending=False, kind="stable").index)
     key.exact("Citeseerb k = 1, ranked 1-4", ranked_cs[:4])
     key.exact("Citeseerb k = 1, ranked 5-8", ranked_cs[4:])
+    key.exact("Citeseerb k = 1, CV C, ranked 1-4", ranked_cs_cv[:4])
+    key.exact("Citeseerb k = 1, CV C, ranked 5-8", ranked_cs_cv[4:])
 key.exact(f"Cora-ML {n_classes7} classes, correct nodes by flips needed "
           f"(0 to {multiclass_max_flips}, then more)",
           np.bincount(np.minimum(flips7[correct7], multiclass_max_flips + 1),
@@ -801,6 +823,10 @@ save_record({
                "agree_with_enumeration": bool(beyond_agree), "seconds": beyond_seconds},
     "citeseer_ranked_k1": (ranked_cs if citeseer_table and real_graph != "citeseer"
                            else None),
+    "citeseer_cv_ranked_k1": (ranked_cs_cv if citeseer_table and real_graph != "citeseer"
+                              else None),
+    "citeseer_cv_median_C": ({name: float(np.median(v)) for name, v in cs_cv_C.items()}
+                             if citeseer_table and real_graph != "citeseer" else None),
 })
 runs = stored_runs("22_label_flip_certificates")
 NOT_RUN = "not run yet (sweeps/22_paper_scale.yaml)"
@@ -878,12 +904,19 @@ comparison_rows = [
      "ours, paper scale": "same setting (not a paper experiment)",
      "scale and why": f"beyond the paper; C = {beyond_C} (the paper's CSBM C: "
                       f"{PAPER_C_CSBM}) keeps the SVM out of its linear regime"},
-    {"quantity": "Citeseerb: most robust at k = 1",
+    {"quantity": "Citeseerb: most robust at k = 1 (Cora-MLb C)",
      "paper": "GraphSAGE and GIN",
      "ours, this run": (" > ".join(ranked_cs[:2]) if citeseer_table
                         and real_graph != "citeseer" else "not run"),
      "ours, paper scale": at_paper_scale(lambda v: " > ".join(v["citeseer_ranked_k1"][:2])),
-     "scale and why": "Cora-MLb's C per architecture, not the authors' Citeseerb C"},
+     "scale and why": "Cora-MLb's C per architecture, not tuned on Citeseerb"},
+    {"quantity": "Citeseerb: most robust at k = 1 (C by 4-fold CV)",
+     "paper": "GraphSAGE and GIN",
+     "ours, this run": (" > ".join(ranked_cs_cv[:2]) if citeseer_table
+                        and real_graph != "citeseer" else "not run"),
+     "ours, paper scale": at_paper_scale(
+         lambda v: " > ".join(v["citeseer_cv_ranked_k1"][:2])),
+     "scale and why": "the authors' protocol; their chosen C values are not published"},
 ]
 pd.DataFrame(comparison_rows).style.hide(axis="index")
 
@@ -905,11 +938,15 @@ pd.DataFrame(comparison_rows).style.hide(axis="index")
 #   the remaining nodes without helping others. The paper reports this plateau between 15 %
 #   and 30 %; our seed shows it in the same range.
 # * **Citeseerb.** Label flipping hurts even more there: at two flips almost nothing is
-#   certified. The paper finds GraphSAGE and GIN the most robust on Citeseerb; with the
-#   Cora-MLb values of $C$ (not the authors' Citeseerb cross-validation) SGC and the skip
-#   connections lead in our table and GraphSAGE sits in the middle, so this finding is not
-#   reproduced at our settings ($C$ moves the SVM between its linear and its sparse regime,
-#   which changes robustness strongly).
+#   certified. The paper finds GraphSAGE and GIN the most robust on Citeseerb. With
+#   Cora-MLb's $C$ our two most robust at one flip are {glue:text}`ch22_cs_top_paperC`; with
+#   $C$ cross-validated on Citeseerb (the authors' protocol) they are
+#   {glue:text}`ch22_cs_top_cvC`, with GraphSAGE ranked {glue:text}`ch22_cs_sage_rank_cv`
+#   and GIN {glue:text}`ch22_cs_gin_rank_cv` of eight. $C$ moves the SVM between its linear
+#   and its sparse regime, which changes robustness strongly, and with 20 labels the
+#   cross-validation itself is noisy (5 labels per fold); the authors' chosen values are not
+#   published, so where our ranking differs from theirs we cannot tell whether $C$ or the
+#   kernel is the cause.
 # * **Multi-class.** On the 7-class Cora-ML with 4 labels per class, one flip can move a
 #   label to the strongest rival class, and most predictions fall at the first flip; every
 #   number there is exact (enumeration of all labellings), and the 3-class MILP agrees with

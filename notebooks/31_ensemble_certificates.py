@@ -600,10 +600,19 @@ glue("ch31_paper_command", Markdown(f"```bash\n{paper_command}\n```"), display=F
 stored = stored_runs("31_ensemble_certificates")
 
 
+def run_scale(parameters):
+    """' (all 60000 training / 1000 test images)' from a stored run's parameters."""
+    train, test = parameters.get("n_train", 0), parameters.get("n_test", 0)
+    return (f" ({'all' if not train else f'{train:,}'} training / "
+            f"{'all' if not test else f'{test:,}'} test images per task)")
+
+
 def at_paper_scale(name, fmt):
-    """The value `name` of every stored paper-scale run, or how to produce one."""
-    values = [run["values"].get("headline", {}).get(name) for run in stored]
-    values = [fmt(v) for v in values if v is not None]
+    """The value `name` of every stored paper-scale run (with its scale), or how to produce
+    one."""
+    values = [(run["values"].get("headline", {}).get(name), run["parameters"])
+              for run in stored]
+    values = [fmt(v) + run_scale(p) for v, p in values if v is not None]
     if not values:
         return "not run yet (command under Reproduce at paper scale)"
     return "; ".join(values)

@@ -4,7 +4,7 @@ import json
 
 import pytest
 
-from certlab.records import stored_runs
+from certlab.records import stored_runs, stored_value_text
 
 
 def _write_run(folder, name, values, prov=True):
@@ -36,3 +36,20 @@ def test_stored_runs_empty_and_bad_input(tmp_path):
     (run / "record.json").write_text("{not json")
     with pytest.raises(ValueError, match="not valid JSON"):
         stored_runs("ch", root=tmp_path)
+
+
+def test_stored_value_text_formats_nested_values_and_several_runs(tmp_path):
+    base = tmp_path / "results" / "paper" / "12_ch"
+    _write_run(base, "gcn", {"rd": 5.4321, "by": {"structure GCN": 2.5}, "rank": ["A", "B"],
+                             "same": True})
+    assert stored_value_text("12_ch", "rd", ".2f", tmp_path) == "5.43"
+    assert stored_value_text("12_ch", "by.structure GCN", ".1f", tmp_path) == "2.5"
+    assert stored_value_text("12_ch", "rank", ">", tmp_path) == "A > B"
+    assert stored_value_text("12_ch", "rank", root=tmp_path) == "A, B"
+    assert stored_value_text("12_ch", "same", root=tmp_path) == "yes"
+    assert stored_value_text("12_ch", "by", ".1f", tmp_path) == "structure GCN 2.5"
+    assert stored_value_text("12_ch", "nope", root=tmp_path) == "not run yet"
+    assert stored_value_text("12_ch", "by.nope", root=tmp_path, missing="-") == "-"
+    _write_run(base, "gat", {"rd": 3.0})
+    assert stored_value_text("12_ch", "rd", ".1f", tmp_path) == "gat: 3.0; gcn: 5.4"
+    assert stored_value_text("99_none", "rd", root=tmp_path) == "not run yet"

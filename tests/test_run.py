@@ -209,3 +209,23 @@ def test_signal_stops_the_run_cleanly(tmp_path, signum, code):
     while _alive(kernel) and time.monotonic() < deadline:
         time.sleep(0.2)
     assert not _alive(kernel), "the kernel outlived the run"
+
+
+def test_provenance_names_the_code_at_the_start_of_the_run(chapter, tmp_path, monkeypatch):
+    """A long run records the commit and library hash it started with, not those of a working
+    tree edited while it ran."""
+    states = iter([("commit-at-start", "hash-at-start")] + [("edited", "edited")] * 10)
+    current = {"now": next(states)}
+
+    def advance(*_args, **_kwargs):
+        current["now"] = next(states)
+        return real_execute(*_args, **_kwargs)
+
+    real_execute = certlab.run._execute
+    monkeypatch.setattr(certlab.run, "git_commit", lambda *a, **k: current["now"][0])
+    monkeypatch.setattr(certlab.run, "lib_hash", lambda: current["now"][1])
+    monkeypatch.setattr(certlab.run, "_execute", advance)
+    run = certlab.run.run_chapter(chapter, {"n_samples": 2})
+    assert run.provenance["commit"] == "commit-at-start"
+    assert run.provenance["lib_hash"] == "hash-at-start"
+    assert run.record["lib_hash"] == "hash-at-start"

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from fractions import Fraction
-from math import factorial
 
 import mpmath
 import numpy as np
@@ -13,43 +12,12 @@ from certlab.smoothing.categorical import (categorical_regions, certify_categori
                                            rho_lower_categorical, rho_upper_categorical)
 from certlab.smoothing.certificate import rho_lower, rho_upper
 from certlab.smoothing.reference import (brute_force_worst_case, categorical_ball,
-                                         categorical_channels, rho_lower_categorical_reference,
+                                         categorical_channels, lee2019_rho_lower,
+                                         lee2019_threshold, rho_lower_categorical_reference,
                                          rho_upper_categorical_reference)
 
 TOL = 1e-12
 P_GRID = np.linspace(0, 1, 41)
-
-
-def lee2019_rho_lower(p_lower: Fraction, keep: Fraction, n_categories: int, r: int) -> Fraction:
-    """Lee et al. (2019), written from their construction: each coordinate keeps its value with
-    probability ``keep`` and otherwise moves to one of the other K - 1 values uniformly; x and
-    x~ differ in r coordinates. Region L_{u,v}: u of them equal x, v equal x~, r - u - v
-    neither; likelihood ratio (keep / move)^(u - v). Exact greedy fill over the ratio classes."""
-    move = (1 - keep) / (n_categories - 1)
-    other = 1 - keep - move
-    by_exponent: dict[int, list[Fraction]] = {}
-    for u in range(r + 1):
-        for v in range(r - u + 1):
-            w = r - u - v
-            if w and n_categories < 3:
-                continue
-            coef = factorial(r) // (factorial(u) * factorial(v) * factorial(w))
-            px = coef * keep ** u * move ** v * other ** w
-            pxt = coef * move ** u * keep ** v * other ** w
-            acc = by_exponent.setdefault(u - v, [Fraction(0), Fraction(0)])
-            acc[0] += px
-            acc[1] += pxt
-    exponents = sorted(by_exponent, reverse=keep > move)  # decreasing ratio
-    acc_x = acc_xt = Fraction(0)
-    for e in exponents:
-        px, pxt = by_exponent[e]
-        if px == 0:
-            continue
-        if acc_x + px <= p_lower:
-            acc_x, acc_xt = acc_x + px, acc_xt + pxt
-        else:
-            return acc_xt + (p_lower - acc_x) * pxt / px
-    return acc_xt
 
 
 def test_two_categories_equal_binary():
@@ -197,3 +165,35 @@ def test_bad_radii_and_too_many_regions_are_refused():
         pytest.approx(rho_lower(0.9, 0.1, 0.2, 300, 300), abs=1e-12)
     with pytest.raises(ValueError, match=r"p_lower \+ p_upper"):
         certify_categorical(0.7, 0.1, 0.1, 10, 1, 1, p_upper=0.6)
+
+
+@pytest.mark.parametrize("keep", [Fraction(1, 10), Fraction(1, 2), Fraction(1, 1000)])
+@pytest.mark.parametrize("r", [1, 3, 7])
+def test_lee2019_threshold_is_where_the_fill_crosses_one_half(keep, r):
+    """The pre-computed threshold is exact: rho = 1/2 there, below just under it, above just
+    over it; the fast path certifies exactly the p_lower above it (up to its safety margin)."""
+    k = 256
+    star = lee2019_threshold(keep, k, r)
+    eps = Fraction(1, 10**9)
+    if star < 1:
+        assert lee2019_rho_lower(star, keep, k, r) == Fraction(1, 2)
+        assert lee2019_rho_lower(min(star + eps, Fraction(1)), keep, k, r) > Fraction(1, 2)
+    assert lee2019_rho_lower(max(star - eps, Fraction(0)), keep, k, r) < Fraction(1, 2)
+    p = float(1 - keep)
+    grid = np.linspace(0.5, 1.0, 2001)
+    fast = certify_categorical(grid, p, p, k, 0, 0, r)
+    exact = np.array([Fraction(q) > star for q in grid])
+    assert not np.any(fast & ~exact)  # never certifies what the exact certificate refuses
+    near = np.abs(grid - float(star)) < 1e-9
+    assert np.array_equal(fast[~near], exact[~near])
+
+
+def test_lee2019_rejects_bad_arguments():
+    with pytest.raises(TypeError, match="keep must be a Fraction"):
+        lee2019_threshold(0.1, 256, 3)
+    with pytest.raises(ValueError, match="keep"):
+        lee2019_threshold(Fraction(3, 2), 256, 3)
+    with pytest.raises(ValueError, match="n_categories"):
+        lee2019_threshold(Fraction(1, 2), 1, 3)
+    with pytest.raises(ValueError, match="p_lower"):
+        lee2019_rho_lower(Fraction(3, 2), Fraction(1, 2), 4, 1)

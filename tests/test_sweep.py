@@ -157,3 +157,74 @@ def test_resume_needs_same_parameters_and_library(toy, tmp_path):
     assert not is_done(tmp_path / "out", point, "abc")  # other parameters
     (folder / "record.json").write_text("{not json")
     assert not is_done(tmp_path / "out", point, "abc")
+
+
+SLOW = textwrap.dedent('''\
+    # %% tags=["parameters"]
+    x = 1
+    pid_dir = "."
+
+    # %%
+    import os
+    import time
+    from pathlib import Path
+
+    from certlab.records import save_record
+
+    if x == 2:
+        Path(pid_dir, "kernel.pid").write_text(str(os.getpid()))
+        time.sleep(600)
+    save_record({"x": x})
+    ''')
+
+
+def _wait_for(condition, seconds):
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if condition():
+            return True
+        time.sleep(0.5)
+    return False
+
+
+def _alive(pid):
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    return True
+
+
+@pytest.mark.slow
+def test_ctrl_c_cancels_cleanly_and_keeps_finished_points(tmp_path):
+    """Ctrl-C during a sweep: exit status 130, the finished point stays, the running one
+    leaves nothing (no folder, no staging files), its kernel is stopped, and sweep.json says
+    "interrupted"; running the spec again only redoes the interrupted point."""
+    chapter = tmp_path / "nb" / "slow.py"
+    chapter.parent.mkdir()
+    chapter.write_text(SLOW)
+    spec = _spec(tmp_path, f"chapter: {chapter}\nparameters: {{pid_dir: '{tmp_path}'}}\n"
+                           f"grid: {{x: [1, 2]}}\n")
+    out = tmp_path / "out"
+    points = {p.overrides["x"]: p for p in plan(load_spec(spec))}
+    proc = subprocess.Popen([sys.executable, "-m", "certlab.sweep", str(spec), "--workers",
+                             "2", "--out", str(out), "--no-progress"],
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        started = _wait_for(lambda: (out / points[1].id / "record.json").is_file()
+                            and (tmp_path / "kernel.pid").is_file(), 240)
+        assert started, "the sweep did not reach the slow point"
+        kernel = int((tmp_path / "kernel.pid").read_text())
+        assert _alive(kernel)
+        proc.send_signal(signal.SIGINT)
+        output, _ = proc.communicate(timeout=120)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 130, output
+    assert _wait_for(lambda: not _alive(kernel), 30), "the interrupted kernel still runs"
+    assert (out / points[1].id / "record.json").is_file()
+    assert not (out / points[2].id).exists()
+    assert not [p for p in out.iterdir() if p.name.startswith(".")]  # no staging debris
+    assert json.loads((out / "sweep.json").read_text())["interrupted"] is True
+    assert "Traceback" not in output, output

@@ -7,6 +7,10 @@
 * Registers the citation style ``author_year_round`` (``bibtex_reference_style``):
   sphinxcontrib-bibtex's author-year style with round brackets, ``(Lee et al., 2019)`` and
   ``Lee et al. (2019)``.
+* Registers the role ``paper-scale``: ``{paper-scale}`12_smoothing_node_classification
+  sparse_avg_max_rd .2f``` prints that value of the chapter's stored paper-scale runs
+  (``results/paper/<chapter>/*/record.json``, through :func:`certlab.records.stored_value_text`),
+  or "not run yet", so that the reproduction-status page quotes no number by hand.
 * Removes duplicate inline scripts from the pages (sphinx-thebe registers its configuration
   script twice, which throws ``SyntaxError: Identifier 'THEBE_JS_URL' has already been
   declared`` on every page).
@@ -106,6 +110,32 @@ def _drop_duplicate_scripts(app: Any, pagename: str, templatename: str, context:
     scripts[:] = unique
 
 
+def paper_scale_role(name: str, rawtext: str, text: str, lineno: int, inliner: Any,
+                     options: dict | None = None, content: list | None = None):
+    """``chapter key [format]`` -> the stored paper-scale value as plain text (format: a
+    number format such as ``.2f``, or ``>`` for a ranking)."""
+    from docutils import nodes
+
+    from certlab.records import stored_value_text
+
+    parts = text.split(" ", 1)
+    if len(parts) != 2:
+        msg = inliner.reporter.error(
+            f"paper-scale needs 'chapter key [format]', got {text!r}", line=lineno)
+        return [inliner.problematic(rawtext, rawtext, msg)], [msg]
+    chapter, rest = parts
+    last = rest.rsplit(" ", 1)[-1]
+    key, _, fmt = (rest.rpartition(" ") if " " in rest and (last.startswith(".") or last == ">")
+                   else (rest, "", ""))
+    try:
+        value = stored_value_text(chapter, key, fmt)
+    except (ValueError, TypeError) as err:
+        msg = inliner.reporter.error(f"paper-scale {text!r}: {err}", line=lineno)
+        return [inliner.problematic(rawtext, rawtext, msg)], [msg]
+    return [nodes.Text(value)], []
+
+
 def setup(app: Any) -> dict:
+    app.add_role("paper-scale", paper_scale_role)
     app.connect("html-page-context", _drop_duplicate_scripts, priority=900)
     return {"version": "1.0", "parallel_read_safe": True, "parallel_write_safe": True}

@@ -344,7 +344,11 @@ SCHEMAS: dict[str, ChapterSchema] = {
     "11_smoothing_certificate": ChapterSchema(
         {"p_plus": Probability(), "p_minus": Probability(), "ra": Int(0), "rd": Int(0),
          "p_lower": Probability(), "toy_dim": Int(2, 12), "dense_p": Probability(),
-         "max_radius": Int(1), "device": _DEV, "seed": _SEED},
+         "max_radius": Int(1),
+         "imagenet_keep": Float(0, 1, open_low=True, open_high=True,
+                                help="keep probability of the uniform K = 256 noise"),
+         "imagenet_inputs": Int(1, help="p_lower values certified per radius"),
+         "imagenet_max_r": Int(1, 20), "device": _DEV, "seed": _SEED},
         (Rule(lambda v: v["ra"] <= v["toy_dim"] - v["toy_dim"] // 2
               and v["rd"] <= v["toy_dim"] // 2,
               "the toy input of toy_dim={toy_dim} bits has toy_dim // 2 ones and the rest "
@@ -444,8 +448,9 @@ SCHEMAS: dict[str, ChapterSchema] = {
          Rule(lambda v: v["n_test"] + v["n_instability"] <= 10000,
               "n_test + n_instability must not exceed the 10000 MNIST test images, got "
               "{n_test} + {n_instability}"),
-         Rule(lambda v: 0.5 in v["fractions"],
-              "fractions must contain 0.5 (the paper's main setting), got {fractions}"))),
+         Rule(lambda v: {0.3, 0.5, 0.8} <= set(v["fractions"]),
+              "fractions must contain 0.3, 0.5 and 0.8 (Table 1's ratios, which the chapter "
+              "compares; add others freely), got {fractions}"))),
     "90_benchmarks": ChapterSchema(
         {"results_dir": Folder(help="where the benchmark records live"),
          "device": Device(resolve=False, help="unused here; every chapter takes it"),

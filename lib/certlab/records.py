@@ -27,7 +27,7 @@ from typing import Any
 from .provenance import _jsonable, write_json
 
 __all__ = ["RECORD_ENV", "PAPER_RESULTS", "record_path", "save_record", "load_record",
-           "stored_runs"]
+           "stored_runs", "stored_value_text"]
 
 #: The environment variable through which a runner tells the kernel where to save.
 RECORD_ENV = "CERTLAB_RECORD_PATH"
@@ -123,3 +123,46 @@ def stored_runs(chapter: str, root: str | os.PathLike | None = None) -> list[dic
             raise ValueError(f"stored run {run_dir}: not valid JSON ({err})") from None
         runs.append({**record, "provenance": prov, "run": run_dir.name})
     return runs
+
+
+def _format_value(value: Any, fmt: str) -> str:
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if isinstance(value, (int, float)):
+        return format(value, fmt) if fmt and fmt != ">" else str(value)
+    if isinstance(value, list):
+        if fmt == ">":  # a ranking
+            return " > ".join(_format_value(v, "") for v in value)
+        return ", ".join(_format_value(v, fmt) for v in value)
+    if isinstance(value, Mapping):
+        return ", ".join(f"{k} {_format_value(v, fmt)}" for k, v in value.items())
+    return str(value)
+
+
+def stored_value_text(chapter: str, key: str, fmt: str = "",
+                      root: str | os.PathLike | None = None, *,
+                      missing: str = "not run yet") -> str:
+    """One value of the stored paper-scale runs of a chapter, as text for a page.
+
+    ``key`` is a name in the runs' ``values``, with dots into nested dicts
+    (``"avg_max_rd.structure GCN"``); ``fmt`` a format spec for numbers (``".2f"``), or
+    ``">"`` for a ranking (a list printed ``a > b > c``); other lists print ``a, b, c``, dicts
+    ``key value, ...``, booleans yes / no.
+    Every stored run holding the key contributes, labelled by its folder when there are
+    several (``run: value; run: value``); ``missing`` when none does.
+    """
+    found = []
+    for run in stored_runs(chapter, root):
+        value: Any = run.get("values", {})
+        for part in key.split("."):
+            if not isinstance(value, Mapping) or part not in value:
+                value = None
+                break
+            value = value[part]
+        if value is not None:
+            found.append((run["run"], _format_value(value, fmt)))
+    if not found:
+        return missing
+    if len(found) == 1:
+        return found[0][1]
+    return "; ".join(f"{name}: {text}" for name, text in found)

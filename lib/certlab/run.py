@@ -48,7 +48,7 @@ from pathlib import Path
 from typing import Any
 
 from .parameters import SCHEMAS, ParameterError, validate_parameters
-from .provenance import lib_hash, provenance, repo_root, write_json
+from .provenance import git_commit, lib_hash, provenance, repo_root, write_json
 from .records import RECORD_ENV
 
 __all__ = ["ParameterError", "Interrupted", "ChapterRun", "chapter_defaults",
@@ -332,6 +332,10 @@ def _execute(nb, stem: str, parameters: dict[str, Any], defaults: dict[str, Any]
     import nbformat
     import papermill
 
+    # papermill re-reads the parameters cell to infer types and warns "Unable to parse line"
+    # for every comment holding an "=" (our help texts do); certlab validates the parameters
+    # itself (certlab.parameters), so that inference and its warnings are noise here
+    logging.getLogger("papermill.translators").setLevel(logging.ERROR)
     nb.metadata.setdefault("kernelspec", {"name": _KERNEL, "display_name": "Python 3",
                                           "language": "python"})
     nb.metadata.setdefault("language_info", {"name": "python"})
@@ -391,14 +395,18 @@ def run_chapter(chapter: str | os.PathLike, parameters: Mapping[str, Any] | None
         cwd = local if local.is_dir() else Path(tempfile.gettempdir())
     defaults = _defaults_of(nb, str(path))
     params = _check_against(str(path), path.stem, defaults, dict(parameters or {}), cwd)
+    # what runs is the code at the start: a run can take hours, and the working tree (commit,
+    # library) may change meanwhile without changing the kernel's already imported library
+    commit, library = git_commit(), lib_hash()
     notebook, values, wall = _execute(nb, path.stem, params, defaults, cwd=cwd,
                                       timeout_s=timeout_s)
     full = {**defaults, **params}
     record = provenance(command, full, wall)
+    record["commit"] = commit
     record["chapter"] = str(chapter)
-    record["lib_hash"] = lib_hash()
+    record["lib_hash"] = library
     return ChapterRun(path.stem, notebook, record,
-                      {"chapter": str(chapter), "parameters": full, "lib_hash": lib_hash(),
+                      {"chapter": str(chapter), "parameters": full, "lib_hash": library,
                        "values": values})
 
 

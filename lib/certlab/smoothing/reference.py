@@ -11,6 +11,9 @@ Two independent ways to get the worst case, both deliberately simple:
    :func:`rho_upper_joint_reference`, :func:`rho_lower_categorical_reference`,
    :func:`rho_upper_categorical_reference`, and :func:`certify_grid_reference` (the
    straightforward per-input, per-cell high-precision grid, the benchmark baseline).
+   :func:`lee2019_rho_lower` and :func:`lee2019_threshold` are Lee et al. (2019)'s own
+   construction for uniform noise (regions indexed by two counts, exact rational arithmetic),
+   written from their paper: the baseline of the paper's ImageNet comparison.
 2. **Brute force over all outcomes.** For a tiny input (``d <= 10``), enumerate every
    :math:`\\tilde x` of the threat ball and every outcome :math:`z` of the noise, and solve the
    Neyman-Pearson problem over individual outcomes (no regions at all):
@@ -48,6 +51,9 @@ __all__ = [
     "reference_categorical_regions",
     "rho_lower_categorical_reference",
     "rho_upper_categorical_reference",
+    "lee2019_regions",
+    "lee2019_rho_lower",
+    "lee2019_threshold",
     "binary_channels",
     "categorical_channels",
     "binary_ball",
@@ -353,6 +359,82 @@ def rho_upper_categorical_reference(p_upper, p_plus, p_minus, n_categories: int,
     regions = _categorical_sorted_ref(p_plus, p_minus, n_categories, ra, rd, rc, prec)
     with mpmath.workprec(prec):
         return reference_worst_case(list(regions), p_upper, "upper", presorted=True)
+
+
+# --------------------------------------------------------------------------- Lee et al.
+def _check_lee(keep, n_categories: int, r: int) -> tuple[Fraction, int, int]:
+    if not isinstance(keep, (Fraction, int)):
+        raise TypeError(f"keep must be a Fraction (exact arithmetic), got {type(keep).__name__}")
+    keep = Fraction(keep)
+    if not 0 < keep < 1:
+        raise ValueError(f"keep must be a probability strictly between 0 and 1, got {keep}")
+    k = check_nonnegative_int(n_categories, "n_categories")
+    if k < 2:
+        raise ValueError(f"n_categories must be at least 2, got {n_categories}")
+    return keep, k, check_nonnegative_int(r, "r")
+
+
+@functools.lru_cache(maxsize=64)
+def lee2019_regions(keep: Fraction, n_categories: int, r: int
+                    ) -> tuple[tuple[Fraction, Fraction], ...]:
+    """Lee et al. (2019)'s regions for uniform noise, exact, by decreasing likelihood ratio.
+
+    Noise: each of the ``d`` coordinates keeps its value with probability ``keep`` and
+    otherwise moves to one of the other ``K - 1`` values uniformly (our ``p_plus = p_minus =
+    1 - keep``). ``x`` and ``x~`` differ in ``r`` coordinates; region ``L_{u,v}``: ``u`` of
+    them equal ``x``, ``v`` equal ``x~``, ``r - u - v`` neither, with likelihood ratio
+    ``(keep / move)^(u - v)``. Regions of the same ratio are merged. Returns ``(P_x, P_x~)``
+    per ratio class, as Fractions.
+    """
+    keep, k, r = _check_lee(keep, n_categories, r)
+    move = (1 - keep) / (k - 1)
+    other = 1 - keep - move
+    by_exponent: dict[int, list[Fraction]] = {}
+    for u in range(r + 1):
+        for v in range(r - u + 1):
+            w = r - u - v
+            if w and k < 3:
+                continue
+            coef = math.factorial(r) // (math.factorial(u) * math.factorial(v)
+                                         * math.factorial(w))
+            acc = by_exponent.setdefault(u - v, [Fraction(0), Fraction(0)])
+            acc[0] += coef * keep ** u * move ** v * other ** w
+            acc[1] += coef * move ** u * keep ** v * other ** w
+    order = sorted(by_exponent, reverse=keep > move)  # decreasing ratio P_x / P_x~
+    return tuple((by_exponent[e][0], by_exponent[e][1]) for e in order
+                 if by_exponent[e][0] > 0 or by_exponent[e][1] > 0)
+
+
+def lee2019_rho_lower(p_lower: Fraction, keep: Fraction, n_categories: int, r: int
+                      ) -> Fraction:
+    """Lee et al. (2019): the smallest ``P(f(phi(x~)) = y)`` over ``||x - x~||_0 <= r`` given
+    ``P(f(phi(x)) = y) >= p_lower`` (exact greedy Neyman-Pearson fill over
+    :func:`lee2019_regions`)."""
+    if not isinstance(p_lower, (Fraction, int)) or not 0 <= p_lower <= 1:
+        raise ValueError(f"p_lower must be a Fraction in [0, 1], got {p_lower!r}")
+    acc_x = acc_xt = Fraction(0)
+    for px, pxt in lee2019_regions(*_check_lee(keep, n_categories, r)):
+        if px == 0:
+            continue
+        if acc_x + px <= p_lower:
+            acc_x, acc_xt = acc_x + px, acc_xt + pxt
+        else:
+            return acc_xt + (p_lower - acc_x) * pxt / px
+    return acc_xt
+
+
+def lee2019_threshold(keep: Fraction, n_categories: int, r: int) -> Fraction:
+    """The exact ``p*`` with ``lee2019_rho_lower(p*) = 1/2``: an input is certified at radius
+    ``r`` iff its ``p_lower > p*`` (Lee et al. pre-compute this value once per radius). The
+    fill is piecewise linear and increasing, so ``p*`` is found by walking the regions until
+    their ``x~``-mass passes one half and inverting the last piece, exactly."""
+    acc_x = acc_xt = Fraction(0)
+    half = Fraction(1, 2)
+    for px, pxt in lee2019_regions(*_check_lee(keep, n_categories, r)):
+        if acc_xt + pxt >= half and pxt > 0:
+            return acc_x + (half - acc_xt) * px / pxt
+        acc_x, acc_xt = acc_x + px, acc_xt + pxt
+    return Fraction(1)
 
 
 # --------------------------------------------------------------------------- brute force

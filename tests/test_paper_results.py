@@ -1,0 +1,58 @@
+"""Stored paper-scale results and the pages that quote them.
+
+* every run under ``results/paper/<chapter>/`` is complete: a ``record.json`` whose chapter and
+  parameters validate, and a ``provenance.json`` with the command, commit, hardware and wall
+  time;
+* every ``{paper-scale}`` role in the book names an existing chapter and a value that chapter
+  saves with ``save_record`` (a misspelt key would print "not run yet" for ever).
+"""
+
+import json
+import re
+from pathlib import Path
+
+import pytest
+
+from certlab.parameters import validate_chapter_parameters
+from certlab.records import PAPER_RESULTS, stored_runs
+
+ROOT = Path(__file__).resolve().parents[1]
+RUN_DIRS = sorted(p for p in (ROOT / PAPER_RESULTS).glob("*/*") if p.is_dir())
+ROLE = re.compile(r"\{paper-scale\}`([^`]+)`")
+
+
+@pytest.mark.parametrize("run_dir", RUN_DIRS, ids=lambda p: f"{p.parent.name}/{p.name}")
+def test_stored_run_is_complete_with_provenance(run_dir):
+    record = json.loads((run_dir / "record.json").read_text())
+    prov = json.loads((run_dir / "provenance.json").read_text())
+    chapter = run_dir.parent.name
+    assert Path(record["chapter"]).stem == chapter
+    assert (ROOT / "notebooks" / f"{chapter}.py").is_file()
+    assert record["values"], "a stored run without values"
+    validate_chapter_parameters(chapter, dict(record["parameters"]))
+    for field in ("command", "commit", "wall_time_s"):
+        assert prov.get(field) not in (None, ""), f"provenance lacks {field}"
+    assert any(k in prov for k in ("hardware", "machine", "platform")), sorted(prov)
+    assert stored_runs(chapter, ROOT), "stored_runs does not see the run"
+
+
+def _roles():
+    for page in sorted((ROOT / "book").glob("*.md")):
+        for text in ROLE.findall(page.read_text()):
+            yield page.name, text
+
+
+def test_the_status_page_quotes_stored_runs():
+    assert any(name == "reproduction_status.md" for name, _ in _roles())
+
+
+@pytest.mark.parametrize("page,text", list(_roles()), ids=lambda v: str(v)[:60])
+def test_every_paper_scale_role_names_a_saved_value(page, text):
+    chapter, _, rest = text.partition(" ")
+    source = ROOT / "notebooks" / f"{chapter}.py"
+    assert source.is_file(), f"{page}: no chapter {chapter!r}"
+    top = rest.split(".")[0].split(" ")[0]
+    code = source.read_text()
+    saved = code[code.index("save_record("):]
+    assert f'"{top}"' in saved or f"'{top}'" in saved, \
+        f"{page}: chapter {chapter} saves no value {top!r}"
