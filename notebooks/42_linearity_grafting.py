@@ -733,4 +733,10 @@ pd.DataFrame(comparison_rows).style.hide(axis="index")
 # ```
 #
 # (`n_test` is 9000 so that the 1000 held-out images for $r_u$ stay disjoint from the test
-# images.)
+# images.) The same run as a sweep, on any Dask cluster with a GPU per worker (the README
+# shows SLURM): `python -m certlab.sweep sweeps/42_paper_scale.yaml --out
+# results/paper/42_linearity_grafting`; its record then appears in the table above. The
+# ConvBig path (`architecture="convbig"`, 28x28 images, every model, the attack and branch and
+# bound) has been run end to end on a CPU at a tiny scale (64 training images, one epoch,
+# two verified images); it is not part of CI because ConvBig's bounds take about ten minutes
+# there. No paper-scale record is stored yet: it needs a GPU.

@@ -48,6 +48,8 @@ def test_stored_value_text_formats_nested_values_and_several_runs(tmp_path):
     assert stored_value_text("12_ch", "rank", root=tmp_path) == "A, B"
     assert stored_value_text("12_ch", "same", root=tmp_path) == "yes"
     assert stored_value_text("12_ch", "by", ".1f", tmp_path) == "structure GCN 2.5"
+    _write_run(base, "gin", {"table": {"GIN": [50.0, 10.25], "MLP": [1.0, 0.0]}})
+    assert stored_value_text("12_ch", "table", ".1f", tmp_path) == "GIN 50.0 / 10.2, MLP 1.0 / 0.0"
     assert stored_value_text("12_ch", "nope", root=tmp_path) == "not run yet"
     assert stored_value_text("12_ch", "by.nope", root=tmp_path, missing="-") == "-"
     _write_run(base, "gat", {"rd": 3.0})

@@ -229,3 +229,17 @@ def test_provenance_names_the_code_at_the_start_of_the_run(chapter, tmp_path, mo
     assert run.provenance["commit"] == "commit-at-start"
     assert run.provenance["lib_hash"] == "hash-at-start"
     assert run.record["lib_hash"] == "hash-at-start"
+
+
+def test_papermill_parameter_inference_warnings_are_not_shown(tmp_path, caplog):
+    """Help comments with "=" make papermill's own parameter inference warn ("Unable to parse
+    line", "Passed unknown parameter"); certlab validates parameters itself and drops both."""
+    path = tmp_path / "nb" / "eq.py"
+    path.parent.mkdir()
+    path.write_text(CHAPTER.replace("rate = 0.5", "rate = 0.5  # p+ = p- = rate"))
+    with caplog.at_level("WARNING"):
+        run = certlab.run.run_chapter(path, {"rate": 2.0})
+    assert run.record["values"]["product"] == 20.0
+    messages = " ".join(r.getMessage() for r in caplog.records)
+    assert "Unable to parse line" not in messages
+    assert "Passed unknown parameter" not in messages

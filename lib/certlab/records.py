@@ -125,17 +125,17 @@ def stored_runs(chapter: str, root: str | os.PathLike | None = None) -> list[dic
     return runs
 
 
-def _format_value(value: Any, fmt: str) -> str:
+def _format_value(value: Any, fmt: str, nested: bool = False) -> str:
     if isinstance(value, bool):
         return "yes" if value else "no"
     if isinstance(value, (int, float)):
         return format(value, fmt) if fmt and fmt != ">" else str(value)
     if isinstance(value, list):
         if fmt == ">":  # a ranking
-            return " > ".join(_format_value(v, "") for v in value)
-        return ", ".join(_format_value(v, fmt) for v in value)
+            return " > ".join(_format_value(v, "", True) for v in value)
+        return (" / " if nested else ", ").join(_format_value(v, fmt, True) for v in value)
     if isinstance(value, Mapping):
-        return ", ".join(f"{k} {_format_value(v, fmt)}" for k, v in value.items())
+        return ", ".join(f"{k} {_format_value(v, fmt, True)}" for k, v in value.items())
     return str(value)
 
 
@@ -146,8 +146,8 @@ def stored_value_text(chapter: str, key: str, fmt: str = "",
 
     ``key`` is a name in the runs' ``values``, with dots into nested dicts
     (``"avg_max_rd.structure GCN"``); ``fmt`` a format spec for numbers (``".2f"``), or
-    ``">"`` for a ranking (a list printed ``a > b > c``); other lists print ``a, b, c``, dicts
-    ``key value, ...``, booleans yes / no.
+    ``">"`` for a ranking (a list printed ``a > b > c``); other lists print ``a, b, c``
+    (``a / b / c`` inside a dict), dicts ``key value, ...``, booleans yes / no.
     Every stored run holding the key contributes, labelled by its folder when there are
     several (``run: value; run: value``); ``missing`` when none does.
     """

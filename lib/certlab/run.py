@@ -325,6 +325,17 @@ def abort_active_runs(grace_s: float = 10.0) -> int:
     return len(entries)
 
 
+class _UnknownParameterFilter(logging.Filter):
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not record.getMessage().startswith("Passed unknown parameter")
+
+
+def _drop_papermill_unknown_parameter_warnings() -> None:
+    log = logging.getLogger("papermill")
+    if not any(isinstance(f, _UnknownParameterFilter) for f in log.filters):
+        log.addFilter(_UnknownParameterFilter())
+
+
 def _execute(nb, stem: str, parameters: dict[str, Any], defaults: dict[str, Any], *,
              cwd: Path, timeout_s: int | None) -> tuple[str, dict[str, Any], float]:
     """Execute a (jupytext) notebook with papermill in a temporary folder that is always
@@ -332,10 +343,12 @@ def _execute(nb, stem: str, parameters: dict[str, Any], defaults: dict[str, Any]
     import nbformat
     import papermill
 
-    # papermill re-reads the parameters cell to infer types and warns "Unable to parse line"
-    # for every comment holding an "=" (our help texts do); certlab validates the parameters
-    # itself (certlab.parameters), so that inference and its warnings are noise here
+    # papermill re-reads the parameters cell to infer types: it warns "Unable to parse line"
+    # for every comment holding an "=" (our help texts do) and then "Passed unknown
+    # parameter" for the parameters it could not parse. certlab validates the parameters
+    # itself (certlab.parameters), so both warnings are noise here
     logging.getLogger("papermill.translators").setLevel(logging.ERROR)
+    _drop_papermill_unknown_parameter_warnings()
     nb.metadata.setdefault("kernelspec", {"name": _KERNEL, "display_name": "Python 3",
                                           "language": "python"})
     nb.metadata.setdefault("language_info", {"name": "python"})
