@@ -441,21 +441,21 @@ smallest_p_for_two = min((p for _, p, q in cap_rows[2:] if p == q
 paper_scale_sparse = {label: fidelity_settings(values, dense_name)
                       for label, values in fidelity_runs[1:]}
 verdict = [
-    f"At $n = 100000$ a node whose every vote agrees has $\\underline{{p_A}} = "
-    f"{float(paper_cap.p_lower[0]):.5f}$, and with the book's non-sparse noise "
-    f"$p_+ = p_- = {dense_p}$ that certifies at most $r_d = {dense_cap}$ "
+    f"At n = 100000 a node whose every vote agrees gets the lower bound "
+    f"{float(paper_cap.p_lower[0]):.5f} on its top-class probability, and with the book's "
+    f"non-sparse noise (p+ = p- = {dense_p}) that certifies at most rd = {dense_cap} "
     "(the table below). "
     + (f"An *average* of 1.75 true radii is therefore impossible with this noise: the "
        f"paper's 1.75 is the reference code's radius + 1 (a true 0.75, which is feasible), "
        f"or it comes from a larger flip probability"
-       + (f" ($p \\geq {smallest_p_for_two}$ allows $r_d \\geq 2$)."
+       + (f" (p ≥ {smallest_p_for_two} allows rd ≥ 2)."
           if smallest_p_for_two else ".")
        if dense_cap < 1.75 else
        "Both readings of 1.75 are feasible with this noise."),
-    f"The sparse noises allow up to $r_d = {cap_table.iloc[0, 3]}$ (attributes) and "
+    f"The sparse noises allow up to rd = {cap_table.iloc[0, 3]} (attributes) and "
     f"{cap_table.iloc[1, 3]} (structure), so "
     + ("both readings of 6.47 (a true 6.47 or 5.47) are feasible in either setting: only "
-       "trained models at $n = 100000$ can say which setting the paper reports."
+       "trained models at n = 100000 can say which setting the paper reports."
        if min(cap_table.iloc[0, 3], cap_table.iloc[1, 3]) >= 6.47 else
        "the bound alone rules out some readings of 6.47 (compare the table).")]
 if paper_scale_sparse:

@@ -17,13 +17,14 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 def _extension():
-    spec = importlib.util.spec_from_file_location(
-        "certlab_book", ROOT / "book" / "_ext" / "certlab_book.py")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules.setdefault("certlab_book", module)  # dataclasses look their module up
-    spec.loader.exec_module(sys.modules["certlab_book"])
-    module = sys.modules["certlab_book"]
-    return module
+    """The extension, loaded once per process (other tests load it too, and loading twice
+    would register its pybtex plugins twice)."""
+    if "certlab_book" not in sys.modules:  # dataclasses look their module up there
+        spec = importlib.util.spec_from_file_location(
+            "certlab_book", ROOT / "book" / "_ext" / "certlab_book.py")
+        sys.modules["certlab_book"] = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(sys.modules["certlab_book"])
+    return sys.modules["certlab_book"]
 
 
 EXT = _extension()

@@ -15,10 +15,14 @@ import pytest
 
 from certlab.parameters import validate_chapter_parameters
 from certlab.records import PAPER_RESULTS, stored_runs
+from test_book_bibliography import _extension  # loads book/_ext/certlab_book.py once
 
 ROOT = Path(__file__).resolve().parents[1]
 RUN_DIRS = sorted(p for p in (ROOT / PAPER_RESULTS).glob("*/*") if p.is_dir())
 ROLE = re.compile(r"\{paper-scale\}`([^`]+)`")
+
+
+parse_stored_value_reference = _extension().parse_paper_scale  # the book's role parser
 
 
 @pytest.mark.parametrize("run_dir", RUN_DIRS, ids=lambda p: f"{p.parent.name}/{p.name}")
@@ -48,11 +52,23 @@ def test_the_status_page_quotes_stored_runs():
 
 @pytest.mark.parametrize("page,text", list(_roles()), ids=lambda v: str(v)[:60])
 def test_every_paper_scale_role_names_a_saved_value(page, text):
-    chapter, _, rest = text.partition(" ")
+    chapter, key, _ = parse_stored_value_reference(text)
     source = ROOT / "notebooks" / f"{chapter}.py"
     assert source.is_file(), f"{page}: no chapter {chapter!r}"
-    top = rest.split(".")[0].split(" ")[0]
+    top = key.split(".")[0]
     code = source.read_text()
     saved = code[code.index("save_record("):]
     assert f'"{top}"' in saved or f"'{top}'" in saved, \
         f"{page}: chapter {chapter} saves no value {top!r}"
+
+
+def test_the_role_splits_chapter_key_and_format():
+    parse = parse_stored_value_reference
+    assert parse("12_ch sparse_avg_max_rd .2f") == ("12_ch", "sparse_avg_max_rd", ".2f")
+    assert parse("12_ch avg_max_rd.structure GCN .1f") == ("12_ch", "avg_max_rd.structure GCN",
+                                                          ".1f")
+    assert parse("31_ch headline.change.10 +.1f") == ("31_ch", "headline.change.10", "+.1f")
+    assert parse("22_ch ranked >") == ("22_ch", "ranked", ">")
+    assert parse("22_ch avg_max_rd.structure GCN") == ("22_ch", "avg_max_rd.structure GCN", "")
+    with pytest.raises(ValueError, match="chapter key"):
+        parse("22_ch")

@@ -18,6 +18,7 @@
 
 from __future__ import annotations
 
+import re
 import string
 from collections import Counter
 from dataclasses import dataclass, field
@@ -110,25 +111,30 @@ def _drop_duplicate_scripts(app: Any, pagename: str, templatename: str, context:
     scripts[:] = unique
 
 
+def parse_paper_scale(text: str) -> tuple[str, str, str]:
+    """``"chapter key [format]"`` -> ``(chapter, key, format)`` for
+    :func:`certlab.records.stored_value_text`. The key may contain spaces
+    (``avg_max_rd.structure GCN``); the format is ``>`` or a number format such as ``.2f`` or
+    ``+.1f``, empty when absent. Raises ValueError when the key is missing."""
+    chapter, _, rest = str(text).strip().partition(" ")
+    rest = rest.strip()
+    if not chapter or not rest:
+        raise ValueError(f"expected 'chapter key [format]', got {text!r}")
+    last = rest.rsplit(" ", 1)[-1]
+    is_format = last == ">" or re.fullmatch(r"[+\- ]?\.\d+[eEfFgG%]", last) is not None
+    key, _, fmt = rest.rpartition(" ") if " " in rest and is_format else (rest, "", "")
+    return chapter, key, fmt
+
+
 def paper_scale_role(name: str, rawtext: str, text: str, lineno: int, inliner: Any,
                      options: dict | None = None, content: list | None = None):
-    """``chapter key [format]`` -> the stored paper-scale value as plain text (format: a
-    number format such as ``.2f``, or ``>`` for a ranking)."""
+    """``chapter key [format]`` -> the stored paper-scale value as plain text."""
     from docutils import nodes
 
     from certlab.records import stored_value_text
 
-    parts = text.split(" ", 1)
-    if len(parts) != 2:
-        msg = inliner.reporter.error(
-            f"paper-scale needs 'chapter key [format]', got {text!r}", line=lineno)
-        return [inliner.problematic(rawtext, rawtext, msg)], [msg]
-    chapter, rest = parts
-    last = rest.rsplit(" ", 1)[-1]
-    key, _, fmt = (rest.rpartition(" ") if " " in rest and (last.startswith(".") or last == ">")
-                   else (rest, "", ""))
     try:
-        value = stored_value_text(chapter, key, fmt)
+        value = stored_value_text(*parse_paper_scale(text))
     except (ValueError, TypeError) as err:
         msg = inliner.reporter.error(f"paper-scale {text!r}: {err}", line=lineno)
         return [inliner.problematic(rawtext, rawtext, msg)], [msg]
