@@ -436,8 +436,9 @@ cap_table = pd.DataFrame([{"noise": label, "p+": pp, "p-": pm,
                            "largest r_d at n = 100000": largest_rd_at_paper_n(pp, pm)}
                           for label, pp, pm in cap_rows])
 dense_cap = largest_rd_at_paper_n(dense_p, dense_p)
-smallest_p_for_two = min((p for _, p, q in cap_rows[2:] if p == q
-                          and largest_rd_at_paper_n(p, p) >= 2), default=None)
+non_sparse = cap_table.iloc[2:]
+smallest_p_for_two = (non_sparse.loc[non_sparse["largest r_d at n = 100000"] >= 2, "p+"].min()
+                      if (non_sparse["largest r_d at n = 100000"] >= 2).any() else None)
 paper_scale_sparse = {label: fidelity_settings(values, dense_name)
                       for label, values in fidelity_runs[1:]}
 verdict = [
