@@ -12,8 +12,12 @@ The property: for the input set ``X = B_inf(x, eps) ∩ [x_min, x_max]`` and the
 Algorithm (Wang et al., 2021, Alg. 1):
 
 1. Root: alpha-CROWN (``init_slope`` + ``CROWN-Optimized``) gives intermediate bounds
-   ``[l, u]`` for every pre-activation and a lower bound on each margin. If the minimum is
-   positive, the property holds.
+   ``[l, u]`` for every pre-activation (each step recomputes them with their own optimised
+   alphas and the best bound per neuron is kept; ``optimize_intermediate=False`` keeps
+   CROWN's) and a lower bound on each margin. If the minimum is positive, the property
+   holds. Margins CROWN already proves are not optimised, and the margins the root proves
+   are dropped from the children's bounding calls (``prune_verified_margins``; a
+   sub-domain inherits them).
 2. A *domain* is a set of split decisions ``z_i >= 0`` (active, sign +1) or ``z_i <= 0``
    (inactive, sign -1) on neurons that are unstable at the root (``l < 0 < u``) and not
    grafted. Its intermediate bounds are the root's with ``l_i = 0`` / ``u_i = 0`` on the
@@ -21,9 +25,12 @@ Algorithm (Wang et al., 2021, Alg. 1):
    Lagrangian term ``beta_i * sign_i * z_i`` (beta-CROWN, Eq. (7) of Wang et al.), with
    ``beta >= 0`` optimised jointly with the lower ReLU slopes alpha.
 3. Loop: pop the ``batch_size // 2`` domains with the lowest bounds, pick one neuron each
-   with the BaBSR-style intercept score (below), bound all ``batch_size`` children in one
-   batched auto_LiRPA call, keep ``max(parent, child)`` per margin (a child is a subset of
-   its parent), drop children whose bound is positive.
+   with the BaBSR-style intercept score (below; ``branching="fsb"`` compares the best few
+   by a real bound of their children), bound all ``batch_size`` children in one batched
+   auto_LiRPA call, keep ``max(parent, child)`` per margin (a child is a subset of its
+   parent), drop children whose bound is positive. While fewer than ``batch_size // 2``
+   domains are open, each parent is split on its ``d`` best neurons at once (``2**d``
+   children, :meth:`BranchAndBound.split_depth`) so that the batch is full.
 4. A domain with no unstable non-grafted neuron left is piecewise-linear-free: its exact
    minimum margin is a linear program, solved with ortools (:func:`certlab.verification.
    exact_milp.exact_min_margins`); a negative optimum gives a counterexample checked with the
@@ -60,6 +67,7 @@ cached_bounded_module` (built once per unchanged model).
 
 from __future__ import annotations
 
+import itertools
 import math
 import time
 from dataclasses import dataclass, field
@@ -75,6 +83,10 @@ from certlab.verification.numerics import (MARGIN_TOLERANCE, float64_default, fl
                                            model_dtype, roundoff_tolerance)
 
 __all__ = ["BranchAndBound", "BabOutcome", "Domain", "margin_spec"]
+
+
+#: branching rules: the BaBSR intercept score alone, or filtered smart branching on top.
+BRANCHING_RULES = ("babsr", "fsb")
 
 
 def margin_spec(label: int, n_classes: int) -> torch.Tensor:
@@ -124,7 +136,9 @@ class BabOutcome:
     on the minimum margin over the input set (the minimum over all leaves; meaningful for
     every status); ``root_lower_bound``: alpha-CROWN's; ``counterexample``: an input of the
     input set with margin <= 0 (checked with the model) or None; ``n_branches``: domains
-    bounded (children); ``history``: one dict per iteration (for plots).
+    bounded (children); ``history``: one dict per iteration (for plots; ``splits`` lists the
+    ``(layer, flat_index)`` split in that iteration, one per parent, or several per parent
+    while the batch is not full).
     """
 
     status: str
@@ -158,16 +172,37 @@ class BranchAndBound:
             tolerance (see the module docstring; :attr:`tol` is the root's threshold).
         root_time_share: in :meth:`run`, the share of the time left that the root's
             alpha-CROWN may use before it is stopped (with its best bound so far).
+        optimize_intermediate: the root's alpha-CROWN re-computes every intermediate bound
+            at each step with its own optimised alphas and keeps each neuron's best bound
+            (full alpha-CROWN, as alpha,beta-CROWN does at the root); False: the
+            intermediate bounds stay CROWN's and only the margins' alphas are optimised
+            (each step is one backward pass from the output: much cheaper on CNNs, looser).
+        prune_verified_margins: in :meth:`run`, optimise the root's alphas only for the
+            margins CROWN leaves unproved, and bound the children only on the margins the
+            root leaves unproved (:meth:`_prune_margins`).
+        max_split_depth: at most this many neurons split at once per parent while few
+            domains are open (:meth:`split_depth`); 1 = one split per parent always.
+        branching: "babsr" (the intercept score, module docstring) or "fsb" (filtered smart
+            branching: the best ``fsb_candidates`` neurons by that score are compared by a
+            real bound of their children, :meth:`filter_candidates`).
+        fsb_candidates: neurons compared per parent by "fsb".
+        early_stop: stop optimising a child once its bound proves it, and the whole batch
+            once every child is proved (:meth:`_stop_criterion`).
     """
 
     def __init__(self, model: nn.Sequential, x: torch.Tensor, label: int,
                  lower: torch.Tensor, upper: torch.Tensor, *, batch_size: int = 64,
-                 root_iterations: int = 20, iterations: int = 20, lr_alpha: float = 0.1,
+                 root_iterations: int = 20, iterations: int = 10, lr_alpha: float = 0.1,
                  lr_beta: float = 0.05, margin_tolerance: float = MARGIN_TOLERANCE,
-                 root_time_share: float = 0.5) -> None:
+                 root_time_share: float = 0.5, optimize_intermediate: bool = True,
+                 prune_verified_margins: bool = True, max_split_depth: int = 6,
+                 branching: str = "babsr", fsb_candidates: int = 3,
+                 early_stop: bool = True) -> None:
         for name, value, low in (("batch_size", batch_size, 2),
                                  ("root_iterations", root_iterations, 1),
-                                 ("iterations", iterations, 1)):
+                                 ("iterations", iterations, 1),
+                                 ("max_split_depth", max_split_depth, 1),
+                                 ("fsb_candidates", fsb_candidates, 1)):
             if isinstance(value, bool) or not isinstance(value, int) or value < low:
                 raise ValueError(f"{name} must be an integer >= {low}, got {value!r}")
         if not (math.isfinite(margin_tolerance) and margin_tolerance >= 0):
@@ -183,6 +218,15 @@ class BranchAndBound:
         self.root_iterations = int(root_iterations)
         self.iterations = int(iterations)
         self.lr_alpha, self.lr_beta = float(lr_alpha), float(lr_beta)
+        self.max_split_depth = int(max_split_depth)
+        if branching not in BRANCHING_RULES:
+            raise ValueError(f"branching must be one of {list(BRANCHING_RULES)}, got "
+                             f"{branching!r}")
+        self.branching = branching
+        self.fsb_candidates = int(fsb_candidates)
+        if not isinstance(early_stop, bool):
+            raise TypeError(f"early_stop must be True or False, got {early_stop!r}")
+        self.early_stop = early_stop
         self.margin_tolerance = float(margin_tolerance)
         #: round-off bound of one float64 margin bound over the box (before betas).
         self.roundoff = roundoff_tolerance(self.model64, self.lower, self.upper)
@@ -190,9 +234,20 @@ class BranchAndBound:
         if not 0.0 < float(root_time_share) <= 1.0:
             raise ValueError(f"root_time_share must lie in (0, 1], got {root_time_share!r}")
         self.root_time_share = float(root_time_share)
+        if not isinstance(optimize_intermediate, bool):
+            raise TypeError(f"optimize_intermediate must be True or False, got "
+                            f"{optimize_intermediate!r}")
+        self.optimize_intermediate = optimize_intermediate
+        if not isinstance(prune_verified_margins, bool):
+            raise TypeError(f"prune_verified_margins must be True or False, got "
+                            f"{prune_verified_margins!r}")
+        self.prune_verified_margins = prune_verified_margins
         with torch.no_grad():
             self.n_classes = int(self.model64(self.x).shape[-1])
         self.C = margin_spec(self.label, self.n_classes).to(self.x)
+        #: the margins (rows of ``C``) the children are bounded on: all of them until
+        #: :meth:`run` drops those the root already proves.
+        self.branch_rows = torch.arange(self.n_classes - 1)
         self._acquire_net()
         self.root_lower: list[torch.Tensor] = []
         self.root_upper: list[torch.Tensor] = []
@@ -223,20 +278,34 @@ class BranchAndBound:
         self.grafted = [None if g is None else g.reshape(-1) for g in grafted_masks(self.model)]
 
     def _stop_criterion(self, deadline: float | None, stop_when_verified: bool,
-                        flag: list[bool]):
+                        flag: list[bool], split_betas: bool = False):
         """auto_LiRPA stop criterion, called once per optimisation step with the current
-        bounds ``(B, K - 1)``: stop all domains once ``deadline`` has passed (sets
-        ``flag[0]``) or, with ``stop_when_verified``, once every domain is verified.
-        Returning an all-False tensor leaves the optimisation exactly as without it."""
+        bounds ``(B, rows)``: stop all domains once ``deadline`` has passed (sets
+        ``flag[0]``); with ``stop_when_verified``, stop optimising each domain whose bound
+        already exceeds its threshold (auto_LiRPA then drops it from the loss, and ends the
+        optimisation when every domain is verified). The threshold is ``tol``, or with
+        ``split_betas`` (children) ``max(margin_tolerance, roundoff * (1 + sum |beta|))``
+        from the betas being optimised (:meth:`threshold`), so a domain stopped here is one
+        :meth:`run` will close. Returning all-False leaves the optimisation exactly as
+        without it."""
 
         def stop(lb: torch.Tensor) -> torch.Tensor:
             batch = lb.shape[0]
             if deadline is not None and time.perf_counter() >= deadline:
                 flag[0] = True
                 return torch.ones(batch, 1, dtype=torch.bool, device=lb.device)
-            if stop_when_verified and bool((lb.detach().min(dim=1).values > self.tol).all()):
-                return torch.ones(batch, 1, dtype=torch.bool, device=lb.device)
-            return torch.zeros(batch, 1, dtype=torch.bool, device=lb.device)
+            if not stop_when_verified:
+                return torch.zeros(batch, 1, dtype=torch.bool, device=lb.device)
+            threshold = torch.full((batch,), self.tol, dtype=lb.dtype, device=lb.device)
+            if split_betas:
+                total = torch.zeros(batch, dtype=lb.dtype, device=lb.device)
+                for m in self.relus:
+                    beta = getattr(m, "sparse_beta", None)
+                    if isinstance(beta, torch.Tensor) and beta.shape[0] == batch:
+                        total = total + beta.detach().abs().sum(dim=1)
+                threshold = torch.clamp(self.roundoff * (1.0 + total),
+                                        min=self.margin_tolerance)
+            return (lb.detach().min(dim=1).values > threshold).unsqueeze(1)
 
         return stop
 
@@ -257,6 +326,7 @@ class BranchAndBound:
 
     def _root(self, deadline: float | None, crown_shortcut: bool) -> Domain:
         self.root_interrupted = False
+        self.branch_rows = torch.arange(self.n_classes - 1)
         self._acquire_net()  # another BranchAndBound on this model may have used the module
         bx = bounded_input(self.x, self.lower, self.upper)
         with _quiet():
@@ -264,35 +334,67 @@ class BranchAndBound:
                                                    bound_upper=False)
         self.root_crown_bound = float(crown_lb.min())
         n_layers = len(self.relus)
-        if crown_shortcut and self.root_crown_bound > self.tol:
-            lb = crown_lb.detach()[0]
-        else:
+        alphas = [m.alpha[self.final_name].detach().clone() if self.final_name in m.alpha
+                  else None for m in self.relus]
+        lb = crown_lb.detach()[0].clone()
+        # the rows whose lA the relus hold after the last bound (indices into the margins)
+        lA_rows = torch.arange(self.n_classes - 1)
+        if not (crown_shortcut and self.root_crown_bound > self.tol):
+            # With the shortcut (BaB) and prune_verified_margins, margins CROWN already
+            # proves are not optimised: the cost of every alpha step grows with the rows of C.
+            rows = (torch.nonzero(lb <= self.tol).flatten()
+                    if crown_shortcut and self.prune_verified_margins
+                    else torch.arange(self.n_classes - 1))
+            for m, alpha in zip(self.relus, alphas):
+                if alpha is not None:
+                    m.alpha[self.final_name] = alpha[:, rows].clone().requires_grad_()
+            # CROWN's intermediate bounds, kept fixed unless optimize_intermediate
+            fixed = (None if self.optimize_intermediate else
+                     {m.inputs[0].name: [m.inputs[0].lower.detach(),
+                                         m.inputs[0].upper.detach()] for m in self.relus})
             flag = [False]
             self.net.set_bound_opts({"optimize_bound_args": {
                 "iteration": self.root_iterations, "lr_alpha": self.lr_alpha,
                 "enable_beta_crown": False, "init_alpha": False,
-                "fix_intermediate_layer_bounds": True,
+                "fix_intermediate_layer_bounds": not self.optimize_intermediate,
                 "stop_criterion_func": self._stop_criterion(deadline, crown_shortcut, flag)}})
             with _quiet():
-                lb, _ = self.net.compute_bounds(x=(bx,), C=self.C, method="CROWN-Optimized",
-                                                bound_upper=False, aux_reference_bounds=aux)
+                opt_lb, _ = self.net.compute_bounds(
+                    x=(bx,), C=self.C[:, rows], method="CROWN-Optimized", bound_upper=False,
+                    aux_reference_bounds=aux, intermediate_layer_bounds=fixed)
             self.root_interrupted = flag[0]
-            lb = torch.maximum(lb.detach(), crown_lb.detach())[0]
+            lb[rows] = torch.maximum(opt_lb.detach()[0], lb[rows])
+            for k, m in enumerate(self.relus):
+                if alphas[k] is not None and self.final_name in m.alpha:
+                    alphas[k][:, rows] = m.alpha[self.final_name].detach()
+            lA_rows = rows
         self.root_lower = [m.inputs[0].lower.detach().clone() for m in self.relus]
         self.root_upper = [m.inputs[0].upper.detach().clone() for m in self.relus]
         # the intermediate bounds actually used enter the round-off bound too
         self.roundoff = roundoff_tolerance(self.model64, self.lower, self.upper,
                                            extra=self.root_lower + self.root_upper)
         self.tol = max(self.margin_tolerance, self.roundoff)
-        alphas = [m.alpha[self.final_name].detach().clone() if self.final_name in m.alpha
-                  else None for m in self.relus]
         self.root_bound = float(lb.min())
-        worst = int(lb.argmin())
-        lAs = [m.lA.detach()[worst, 0].reshape(-1)
-               if isinstance(getattr(m, "lA", None), torch.Tensor) else
+        worst = torch.nonzero(lA_rows == int(lb.argmin())).flatten()
+        lAs = [m.lA.detach()[int(worst[0]), 0].reshape(-1)
+               if isinstance(getattr(m, "lA", None), torch.Tensor) and worst.numel() else
                torch.zeros(m.inputs[0].lower[0].numel()) for m in self.relus]
         return Domain(lb, [[] for _ in range(n_layers)], [[] for _ in range(n_layers)],
                       alphas, 0, lAs)
+
+    def _prune_margins(self, root: Domain) -> None:
+        """Bound the children only on the margins the root leaves unproved.
+
+        A margin whose root bound exceeds the root's threshold ``tol`` holds on the whole
+        input set, hence on every sub-domain: children keep the root's value for it (their
+        ``spec_lower`` stays ``(K - 1,)``, so ``Domain.lower_bound`` is unchanged in meaning)
+        and the bounding calls use the remaining rows of ``C`` only, which makes every
+        backward pass cheaper by the share of rows dropped. The root's alphas are cut to
+        those rows (their second dimension indexes the rows of ``C``).
+        """
+        rows = torch.nonzero(root.spec_lower <= self.tol).flatten()
+        self.branch_rows = rows
+        root.alphas = [None if a is None else a[:, rows].clone() for a in root.alphas]
 
     def domain_bounds(self, domain: Domain) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
         """Intermediate bounds of a domain: the root's with the split neurons tightened."""
@@ -321,7 +423,7 @@ class BranchAndBound:
         return masks
 
     def bound_domains(self, parents: list[Domain], children: list[tuple[int, list, list]],
-                      deadline: float | None = None
+                      deadline: float | None = None, iterations: int | None = None
                       ) -> tuple[torch.Tensor, list[list[torch.Tensor]]]:
         """Bound a batch of children with beta-CROWN (the optimisation stops at
         ``deadline`` with its best, still sound, bounds).
@@ -330,18 +432,23 @@ class BranchAndBound:
         ``(B, K - 1)`` (already max'ed with the parent's) and, per child, the per-layer
         ``lA`` (coefficients of each ReLU output in the worst margin's lower bound, flat).
         Stores optimised alphas and betas into the returned domains via ``self._last``.
+        ``iterations``: alpha/beta steps (None: ``self.iterations``; 1: no optimisation,
+        the bound with the parents' alphas and betas and a zero beta for each new split,
+        as used to compare branching candidates).
         """
         with float64_default():
-            return self._bound_domains(parents, children, deadline)
+            return self._bound_domains(parents, children, deadline,
+                                       self.iterations if iterations is None else iterations)
 
     def _bound_domains(self, parents: list[Domain], children: list[tuple[int, list, list]],
-                       deadline: float | None
+                       deadline: float | None, iterations: int
                        ) -> tuple[torch.Tensor, list[list[torch.Tensor]]]:
         batch = len(children)
         x = self.x.expand(batch, *self.x.shape[1:])
         lo = self.lower.expand(batch, *self.lower.shape[1:])
         up = self.upper.expand(batch, *self.upper.shape[1:])
-        spec = self.C.expand(batch, -1, -1)
+        rows = self.branch_rows
+        spec = self.C[:, rows].expand(batch, -1, -1)
         interm: dict[str, list[torch.Tensor]] = {}
         for k, m in enumerate(self.relus):
             low = self.root_lower[k].expand(batch, *self.root_lower[k].shape[1:]).clone()
@@ -367,20 +474,22 @@ class BranchAndBound:
                 m.alpha = {self.final_name: torch.cat(parent_alpha, dim=2).requires_grad_()}
         self.net.set_bound_opts({
             "optimize_bound_args": {
-                "iteration": self.iterations, "lr_alpha": self.lr_alpha,
+                "iteration": iterations, "lr_alpha": self.lr_alpha,
                 "lr_beta": self.lr_beta, "enable_beta_crown": True,
                 "enable_alpha_crown": True, "single_node_split": True, "init_alpha": False,
                 "fix_intermediate_layer_bounds": True,
-                "stop_criterion_func": self._stop_criterion(deadline, False, [False])},
+                "stop_criterion_func": self._stop_criterion(
+                    deadline, self.early_stop, [False], split_betas=True)},
             "enable_opt_interm_bounds": False})
         bx = bounded_input(x, lo, up)
         with _quiet():
             lb, _ = self.net.compute_bounds(x=(bx,), C=spec, method="CROWN-Optimized",
                                             bound_upper=False, intermediate_layer_bounds=interm)
-        lb = lb.detach()
         parent_lb = torch.stack([parents[c[0]].spec_lower for c in children])
-        lb = torch.maximum(lb, parent_lb)
-        worst = lb.argmin(dim=1)
+        active_lb = torch.maximum(lb.detach(), parent_lb[:, rows])
+        worst = active_lb.argmin(dim=1)  # index into ``rows`` (the rows of ``spec``)
+        lb = parent_lb.clone()
+        lb[:, rows] = active_lb
         lAs: list[list[torch.Tensor]] = [[] for _ in range(batch)]
         new_alphas: list[list[torch.Tensor | None]] = [[] for _ in range(batch)]
         new_betas: list[list[list[float]]] = [[] for _ in range(batch)]
@@ -403,37 +512,113 @@ class BranchAndBound:
     # Branching
     # ----------------------------------------------------------------------------------
 
-    def choose_neuron(self, domain: Domain, lAs: list[torch.Tensor] | None
-                      ) -> tuple[int, int] | None:
-        """BaBSR-style intercept score; returns ``(layer, flat_index)`` or None if no
-        unstable non-grafted neuron is left."""
+    def neuron_scores(self, domain: Domain, lAs: list[torch.Tensor] | None
+                      ) -> tuple[torch.Tensor, torch.Tensor, list[int]]:
+        """Branching scores of every neuron of the domain, flattened over the layers.
+
+        Returns ``(score, gap, offsets)``: ``score`` is the BaBSR intercept score
+        ``|min(a, 0)| * (-u l / (u - l))`` (module docstring) and ``gap`` the intercept
+        ``-u l / (u - l)`` alone, both ``(N,)`` over the concatenated activation layers
+        with ``-1`` where a neuron cannot be split (stable, already split or grafted);
+        ``offsets[k]`` is where layer ``k`` starts.
+        """
         lows, ups = self.domain_bounds(domain)
-        best, best_score, best_backup = None, -1.0, -1.0
+        scores, gaps, offsets, offset = [], [], [], 0
         for k, (low, up) in enumerate(zip(lows, ups)):
             low, up = low.reshape(-1), up.reshape(-1)
             mask = (low < 0) & (up > 0)
             if self.grafted[k] is not None:
                 mask = mask & ~self.grafted[k]
-            if not bool(mask.any()):
-                continue
             gap = torch.where(mask, -up * low / (up - low).clamp(min=1e-12),
-                              torch.zeros_like(low))
-            if lAs is not None:
-                score = lAs[k].clamp(max=0).abs() * gap
-            else:
-                score = torch.zeros_like(gap)
-            score = torch.where(mask, score, torch.full_like(score, -1.0))
-            top = float(score.max())
-            idx = int(score.argmax())
-            backup_idx = int(torch.where(mask, gap, torch.full_like(gap, -1.0)).argmax())
-            backup = float(gap[backup_idx])
-            if top > best_score + 1e-12:
-                best, best_score = (k, idx), top
-            if best_score <= 0 and backup > best_backup:
-                best_backup = backup
-                if best_score <= 0:
-                    best = (k, backup_idx)
-        return best
+                              torch.full_like(low, -1.0))
+            score = (lAs[k].clamp(max=0).abs() * gap if lAs is not None
+                     else torch.zeros_like(gap))
+            scores.append(torch.where(mask, score, torch.full_like(score, -1.0)))
+            gaps.append(gap)
+            offsets.append(offset)
+            offset += low.numel()
+        return torch.cat(scores), torch.cat(gaps), offsets
+
+    def choose_neurons(self, domain: Domain, lAs: list[torch.Tensor] | None, count: int
+                       ) -> list[tuple[int, int]]:
+        """Up to ``count`` distinct neurons to split, best first, as ``(layer, flat_index)``.
+
+        Neurons with a positive BaBSR score come first (largest score first), then the
+        remaining splittable neurons by their intercept ``-u l / (u - l)`` (the score is
+        zero when the worst margin's coefficient does not penalise the neuron). An empty
+        list: no unstable non-grafted neuron is left (the domain is a linear program).
+        """
+        score, gap, offsets = self.neuron_scores(domain, lAs)
+        splittable = gap >= 0
+        n = int(splittable.sum())
+        if n == 0:
+            return []
+        # positive scores first, then by gap: one key (scores are >= 0 where splittable)
+        positive = score > 0
+        key = torch.where(positive, score + float(gap.max()) + 1.0, gap)
+        key = torch.where(splittable, key, torch.full_like(key, -math.inf))
+        order = torch.argsort(key, descending=True, stable=True)[:min(count, n)]
+        bounds = torch.tensor(offsets[1:] + [score.numel()])
+        chosen = []
+        for flat in order.tolist():
+            k = int(torch.searchsorted(bounds, flat, right=True))
+            chosen.append((k, flat - offsets[k]))
+        return chosen
+
+    def filter_candidates(self, parents: list[Domain], candidates: list[list[tuple[int, int]]],
+                          deadline: float | None) -> list[list[tuple[int, int]]]:
+        """Filtered smart branching: per parent, the candidate whose worse child is best.
+
+        ``candidates[p]`` are parent ``p``'s best neurons by the BaBSR score
+        (:meth:`choose_neurons`). Both children of every candidate are bounded in one
+        batched call without optimisation (the parent's alphas and betas, a zero beta for
+        the new split: :meth:`bound_domains` with ``iterations=1``), and the candidate
+        maximising ``min(bound of the z >= 0 child, bound of the z <= 0 child)`` is kept
+        (ties: the earlier, i.e. higher-scored, candidate). This is the filtered smart
+        branching of De Palma et al. (2021) used by alpha,beta-CROWN: the score only
+        filters, a real bound decides. Returns one-element lists.
+        """
+        trial: list[tuple[int, list, list]] = []
+        owners: list[tuple[int, int]] = []
+        for pi, (parent, cands) in enumerate(zip(parents, candidates)):
+            for ci, (k, idx) in enumerate(cands):
+                for sign in (+1, -1):
+                    splits = [list(layer) for layer in parent.splits]
+                    betas = [list(layer) for layer in parent.betas]
+                    splits[k].append((idx, sign))
+                    betas[k].append(0.0)
+                    trial.append((pi, splits, betas))
+                owners.append((pi, ci))
+        lb, _ = self.bound_domains(parents, trial, deadline, iterations=1)
+        worse_child = lb.min(dim=1).values.view(-1, 2).min(dim=1).values
+        best: list[tuple[float, int]] = [(-math.inf, 0)] * len(parents)
+        for (pi, ci), value in zip(owners, worse_child.tolist()):
+            if value > best[pi][0]:
+                best[pi] = (value, ci)
+        return [[cands[ci]] for cands, (_, ci) in zip(candidates, best)]
+
+    def split_depth(self, n_parents: int, room: int) -> int:
+        """Neurons split at once per parent: the largest ``d <= max_split_depth`` with
+        ``n_parents * 2**d <= room`` (at least 1).
+
+        While few domains are open (the first iterations), splitting each parent on its
+        ``d`` best neurons at once fills the batch with ``2**d`` children per parent, so the
+        tree grows ``d`` levels per bounding call instead of one (the batch costs about the
+        same; alpha,beta-CROWN does the same with its "split depth"). Every child is a
+        subset of its parent with all ``d`` splits as beta-CROWN constraints, so soundness
+        is as for single splits.
+        """
+        depth = 1
+        while depth < self.max_split_depth and n_parents * 2 ** (depth + 1) <= room:
+            depth += 1
+        return depth
+
+    def choose_neuron(self, domain: Domain, lAs: list[torch.Tensor] | None
+                      ) -> tuple[int, int] | None:
+        """The best neuron to split (:meth:`choose_neurons` with ``count=1``), or None when
+        no unstable non-grafted neuron is left."""
+        chosen = self.choose_neurons(domain, lAs, 1)
+        return chosen[0] if chosen else None
 
     # ----------------------------------------------------------------------------------
     # Main loop
@@ -469,6 +654,8 @@ class BranchAndBound:
         if root.lower_bound > self.tol:
             return BabOutcome("verified", root.lower_bound, root.lower_bound, None, 0, 0,
                               time.perf_counter() - start, history)
+        if self.prune_verified_margins:
+            self._prune_margins(root)
         open_domains = [root]
         min_leaf = math.inf
         n_branches, iteration, n_verified = 0, 0, 0
@@ -493,12 +680,17 @@ class BranchAndBound:
                     break
             open_domains.sort(key=lambda d: d.lower_bound)
             parents, rest = open_domains[:n_parents], open_domains[n_parents:]
+            room = (self.batch_size if max_domains is None else
+                    min(self.batch_size, max_domains - n_branches))
+            depth = self.split_depth(len(parents), room)
             children: list[tuple[int, list, list]] = []
             chosen = []
             kept_parents: list[Domain] = []
+            n_candidates = (self.fsb_candidates if self.branching == "fsb" and depth == 1
+                            else depth)
             for parent in parents:
-                decision = self.choose_neuron(parent, parent.lA)
-                if decision is None:
+                decisions = self.choose_neurons(parent, parent.lA, n_candidates)
+                if not decisions:
                     # No split left: the domain is a linear program, solve it exactly.
                     lows, ups = self.domain_bounds(parent)
                     exact = exact_min_margins(
@@ -516,15 +708,17 @@ class BranchAndBound:
                         undecided += 1
                     min_leaf = min(min_leaf, exact.lower_bound)
                     continue
-                pi = len(kept_parents)
                 kept_parents.append(parent)
-                k, idx = decision
-                chosen.append((parent, k, idx))
-                for sign in (+1, -1):
+                chosen.append(decisions)
+            if n_candidates > depth and kept_parents:
+                chosen = self.filter_candidates(kept_parents, chosen, deadline)
+            for pi, (parent, decisions) in enumerate(zip(kept_parents, chosen)):
+                for signs in itertools.product((+1, -1), repeat=len(decisions)):
                     splits = [list(s) for s in parent.splits]
                     betas = [list(b) for b in parent.betas]
-                    splits[k].append((idx, sign))
-                    betas[k].append(0.0)
+                    for (k, idx), sign in zip(decisions, signs):
+                        splits[k].append((idx, sign))
+                        betas[k].append(0.0)
                     children.append((pi, splits, betas))
             open_domains = rest
             if not children:
@@ -535,7 +729,7 @@ class BranchAndBound:
             iteration += 1
             for b, (pi, splits, _) in enumerate(children):
                 child = Domain(lb[b], splits, new_betas[b], new_alphas[b],
-                               kept_parents[pi].depth + 1, lAs[b])
+                               sum(len(layer) for layer in splits), lAs[b])
                 if child.lower_bound > self.threshold(child.betas):
                     min_leaf = min(min_leaf, child.lower_bound)
                     n_verified += 1
@@ -548,7 +742,7 @@ class BranchAndBound:
                     "lower_bound": current, "branches": n_branches,
                     "verified_leaves": n_verified,
                     "time": time.perf_counter() - start,
-                    "splits": [(c[1], c[2]) for c in chosen]})
+                    "splits": [d for decisions in chosen for d in decisions]})
         elapsed = time.perf_counter() - start
         current = min([min_leaf] + [d.lower_bound for d in open_domains])
         if not open_domains and undecided == 0:

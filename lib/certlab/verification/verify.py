@@ -32,7 +32,7 @@ only above a tolerance that grows with the magnitudes of the network's values ov
 Machine dependence: with a wall-clock ``timeout`` alone, how far the branch and bound gets
 depends on the machine's speed (and its load), so verified counts near the limit differ
 between a fast and a slow machine. With ``timeout=None`` and ``max_domains=N`` the work is
-fixed (at most N branch-and-bound domains, 20 alpha steps at the root, 20 alpha/beta steps
+fixed (at most N branch-and-bound domains, 20 alpha steps at the root, 10 alpha/beta steps
 per batch, a seeded attack), so verdicts are machine-independent up to float round-off.
 
 Cost per call: the auto_LiRPA ``BoundedModule`` is built once per model and reused while the
@@ -44,9 +44,11 @@ optimisation step (see :mod:`certlab.verification.bab`).
 
 from __future__ import annotations
 
+import inspect
 import math
 import time
 from dataclasses import dataclass, field
+from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
@@ -160,6 +162,27 @@ def _check_verify_arguments(model, x, label, eps, x_min, x_max, timeout, method,
     return xb, int(label), max_domains
 
 
+#: the :class:`BranchAndBound` settings ``verify(bab_options=...)`` may change.
+BAB_OPTIONS = tuple(
+    name for name, parameter in inspect.signature(BranchAndBound).parameters.items()
+    if parameter.kind is inspect.Parameter.KEYWORD_ONLY
+    and name not in ("batch_size", "margin_tolerance"))
+
+
+def _check_bab_options(options: Mapping[str, Any] | None) -> dict[str, Any]:
+    """``bab_options`` as a dict; unknown names raise ``ValueError`` naming them (the
+    values are checked by :class:`BranchAndBound`)."""
+    if options is None:
+        return {}
+    if not isinstance(options, Mapping):
+        raise TypeError(f"bab_options must be a mapping (dict) or None, got "
+                        f"{type(options).__name__}")
+    unknown = sorted(str(k) for k in options if k not in BAB_OPTIONS)
+    if unknown:
+        raise ValueError(f"unknown bab_options {unknown}; allowed: {list(BAB_OPTIONS)}")
+    return dict(options)
+
+
 def _import_once() -> None:
     """Import what the first alpha-CROWN call would import lazily: ``torch.optim``'s first
     optimizer imports ``torch._dynamo`` (and sympy), 1-2 s once per process. Done before
@@ -172,7 +195,8 @@ def verify(model: nn.Sequential, x: torch.Tensor, label: int, eps: float, *,
            x_min: float = 0.0, x_max: float = 1.0, timeout: float | None = 60.0,
            method: str = "bab", batch_size: int = 64, attack_steps: int = 50,
            attack_restarts: int = 3, seed: int = 0,
-           max_domains: int | None = None) -> VerificationResult:
+           max_domains: int | None = None,
+           bab_options: Mapping[str, Any] | None = None) -> VerificationResult:
     """Decide robustness of ``model`` at ``x`` for ``label`` on the L-infinity ball.
 
     Args:
@@ -198,10 +222,15 @@ def verify(model: nn.Sequential, x: torch.Tensor, label: int, eps: float, *,
         max_domains: deterministic work limit of "bab": at most this many branch-and-bound
             domains are bounded (``VerificationResult.n_branches <= max_domains``); reaching
             it gives "timeout" (detail "domain limit reached"), never "verified". The number
-            of alpha/beta optimisation steps is fixed (20 at the root, 20 per batch), so
+            of alpha/beta optimisation steps is fixed (20 at the root, 10 per batch), so
             with ``timeout=None`` (or one far above the run time) the verdict does not
             depend on the machine (up to float round-off). None: no limit. Ignored by
             "milp" and "alpha-crown" (which do not branch).
+        bab_options: settings of the branch and bound (:data:`BAB_OPTIONS`, the keyword
+            arguments of :class:`certlab.verification.bab.BranchAndBound` other than
+            ``batch_size``), e.g. ``{"branching": "fsb"}`` or the pre-issue-13 loop
+            ``{"max_split_depth": 1, "prune_verified_margins": False, "iterations": 20}``;
+            None: the defaults. Unknown names raise ``ValueError``.
 
     Returns:
         :class:`VerificationResult`.
@@ -215,6 +244,7 @@ def verify(model: nn.Sequential, x: torch.Tensor, label: int, eps: float, *,
     xb, label, max_domains = _check_verify_arguments(
         model, x, label, eps, x_min, x_max, timeout, method, batch_size, attack_steps,
         attack_restarts, seed, max_domains)
+    options = _check_bab_options(bab_options)
     model = model.eval()
     if method != "milp":
         _import_once()
@@ -270,7 +300,7 @@ def verify(model: nn.Sequential, x: torch.Tensor, label: int, eps: float, *,
                       detail=f"MILP optimum inside the numerical tolerance band "
                              f"(0, {exact.tolerance:.3g}]")
     bab = BranchAndBound(model, xb, label, lower, upper, batch_size=batch_size,
-                         margin_tolerance=MARGIN_TOLERANCE)
+                         margin_tolerance=MARGIN_TOLERANCE, **options)
     if method == "alpha-crown":
         root = bab.root(deadline)
         if root.lower_bound > bab.tol:
