@@ -732,8 +732,10 @@ pd.DataFrame(comparison_rows).style.hide(axis="index")
 # ConvBig path (`architecture="convbig"`, 28x28 images, every model, the attack and branch and
 # bound) has been run end to end on a CPU at a tiny scale (64 training images, one epoch,
 # two verified images); it is not part of CI because ConvBig's bounds take about ten minutes
-# there. No paper-scale record is stored yet: it needs a GPU. The stored run in the column
-# "ours, stored larger runs" is the largest setting measured to fit one CPU core in about 90
-# minutes, `sweeps/42_cpu_scale.yaml`: the small CNN (conv 16-32 stride 2, 100 hidden units)
-# on full-resolution 28x28 MNIST, 20 epochs on 20000 images, the first 100 test images
-# verified with a 30 s time-out and no sub-problem budget.
+# there. No paper-scale record is stored yet: it needs a GPU. A larger CPU setting is ready
+# as `sweeps/42_cpu_scale.yaml`: the small CNN (conv 16-32 stride 2, 100 hidden units) on
+# full-resolution 28x28 MNIST, 20 epochs on 20000 images, the first 100 test images verified
+# with a 30 s time-out and no sub-problem budget. Measured, it needs about 3-4 hours of one
+# core (its eight verified models cost 11-30 s per image that CROWN cannot prove), and no run
+# of it is stored yet; any run stored under `results/paper/42_linearity_grafting/` appears
+# in the column "ours, stored larger runs" with the setting it ran at.

@@ -378,7 +378,8 @@ class BranchAndBound:
         worst = torch.nonzero(lA_rows == int(lb.argmin())).flatten()
         lAs = [m.lA.detach()[int(worst[0]), 0].reshape(-1)
                if isinstance(getattr(m, "lA", None), torch.Tensor) and worst.numel() else
-               torch.zeros(m.inputs[0].lower[0].numel()) for m in self.relus]
+               torch.zeros(m.inputs[0].lower[0].numel(), device=self.x.device)
+               for m in self.relus]
         return Domain(lb, [[] for _ in range(n_layers)], [[] for _ in range(n_layers)],
                       alphas, 0, lAs)
 
@@ -581,13 +582,8 @@ class BranchAndBound:
         trial: list[tuple[int, list, list]] = []
         owners: list[tuple[int, int]] = []
         for pi, (parent, cands) in enumerate(zip(parents, candidates)):
-            for ci, (k, idx) in enumerate(cands):
-                for sign in (+1, -1):
-                    splits = [list(layer) for layer in parent.splits]
-                    betas = [list(layer) for layer in parent.betas]
-                    splits[k].append((idx, sign))
-                    betas[k].append(0.0)
-                    trial.append((pi, splits, betas))
+            for ci, neuron in enumerate(cands):
+                trial += self.children_of(parent, pi, [neuron])  # z >= 0 child, then z <= 0
                 owners.append((pi, ci))
         lb, _ = self.bound_domains(parents, trial, deadline, iterations=1)
         worse_child = lb.min(dim=1).values.view(-1, 2).min(dim=1).values
@@ -596,6 +592,23 @@ class BranchAndBound:
             if value > best[pi][0]:
                 best[pi] = (value, ci)
         return [[cands[ci]] for cands, (_, ci) in zip(candidates, best)]
+
+    @staticmethod
+    def children_of(parent: Domain, parent_index: int, neurons: list[tuple[int, int]]
+                    ) -> list[tuple[int, list, list]]:
+        """The ``2**len(neurons)`` children of ``parent`` split on every ``(layer, index)`` of
+        ``neurons`` both ways, as ``(parent_index, splits, betas)``: the parent's splits plus
+        ``(index, +1)`` (``z >= 0``) or ``(index, -1)`` (``z <= 0``) per neuron, each new
+        split with beta 0 (in ``itertools.product((+1, -1), ...)`` order)."""
+        children = []
+        for signs in itertools.product((+1, -1), repeat=len(neurons)):
+            splits = [list(layer) for layer in parent.splits]
+            betas = [list(layer) for layer in parent.betas]
+            for (k, idx), sign in zip(neurons, signs):
+                splits[k].append((idx, sign))
+                betas[k].append(0.0)
+            children.append((parent_index, splits, betas))
+        return children
 
     def split_depth(self, n_parents: int, room: int) -> int:
         """Neurons split at once per parent: the largest ``d <= max_split_depth`` with
@@ -713,13 +726,7 @@ class BranchAndBound:
             if n_candidates > depth and kept_parents:
                 chosen = self.filter_candidates(kept_parents, chosen, deadline)
             for pi, (parent, decisions) in enumerate(zip(kept_parents, chosen)):
-                for signs in itertools.product((+1, -1), repeat=len(decisions)):
-                    splits = [list(s) for s in parent.splits]
-                    betas = [list(b) for b in parent.betas]
-                    for (k, idx), sign in zip(decisions, signs):
-                        splits[k].append((idx, sign))
-                        betas[k].append(0.0)
-                    children.append((pi, splits, betas))
+                children += self.children_of(parent, pi, decisions)
             open_domains = rest
             if not children:
                 continue
