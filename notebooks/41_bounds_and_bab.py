@@ -597,9 +597,10 @@ verifier_bench = {r.name: r for r in load_records(repo_root() / "benchmarks" / "
 peer_label = next((v for s in verifier_bench.results["settings"].values()
                    for v in s["variants"] if v.startswith("alpha,beta-CROWN")), None)
 # every stored run of the peer (benchmarks/peer/abcrown_verdicts.py), one per configuration
-peer_runs = {json.loads(p.read_text())["provenance"]["peer"].get("preset", "default"):
-             json.loads(p.read_text())
-             for p in sorted((repo_root() / "benchmarks" / "results" / "peer").glob("abcrown*.json"))}
+peer_runs = {}
+for path in sorted((repo_root() / "benchmarks" / "results" / "peer").glob("abcrown*.json")):
+    run = json.loads(path.read_text())
+    peer_runs[run["provenance"]["peer"].get("preset", "default")] = run
 preset_names = {"default": "defaults", "bab": "plain BaB, its MNIST settings"}
 bench_rows = []
 for key, setting in verifier_bench.results["settings"].items():
@@ -628,8 +629,9 @@ glue("ch41_bench_timeout", f"{verifier_bench.results['timeout_s']:g}", display=F
 
 def median_timeout_seconds(variant):
     """Median wall time of `variant`'s time-outs over every setting (NaN if none)."""
-    times = [t for s in verifier_bench.results["settings"].values() if variant in s["variants"]
-             for st, t in zip(s["variants"][variant]["statuses"], s["variants"][variant]["times_s"])
+    runs = [s["variants"][variant] for s in verifier_bench.results["settings"].values()
+            if variant in s["variants"]]
+    times = [t for run in runs for st, t in zip(run["statuses"], run["times_s"])
              if st == "timeout"]
     return float(np.median(times)) if times else float("nan")
 
