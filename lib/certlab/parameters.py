@@ -360,8 +360,8 @@ SCHEMAS: dict[str, ChapterSchema] = {
          "graph_p_minus": Probability(), "dense_p": Probability(), "n0": Int(1), "n": Int(1),
          "alpha": _ALPHA, "batch_size": Int(1), "max_epochs": Int(1), "patience": Int(1),
          "lr": Float(0, open_low=True), "weight_decay": Float(0), "n_per_class": Int(1),
-         "n_val_per_class": Int(0), "max_ra": Int(0), "max_rd": Int(0), "device": _DEV,
-         "seed": _SEED},
+         "n_val_per_class": Int(0), "max_ra": Int(0), "max_rd": Int(0),
+         "joint_certificate": Bool(), "device": _DEV, "seed": _SEED},
         (Rule(_n0_le_n, "n0 ({n0}) must not exceed n ({n})"),)),
     "13_smoothing_beyond_nodes": ChapterSchema(
         {"tu_dataset": Str(), "graph_p_plus": Probability(), "graph_p_minus": Probability(),
