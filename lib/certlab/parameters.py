@@ -337,6 +337,9 @@ def _n0_le_n(v):
     return v["n0"] <= v["n"]
 
 
+# chapter 12: the sparse attribute / structure noises, the non-sparse comparison, both at once
+_SMOOTHINGS_12 = ("attributes", "structure", "non-sparse", "joint")
+
 SCHEMAS: dict[str, ChapterSchema] = {
     "00_introduction": ChapterSchema({
         "n_samples": Int(1), "n_repeats": Int(1), "true_p": Probability(), "alpha": _ALPHA,
@@ -361,8 +364,12 @@ SCHEMAS: dict[str, ChapterSchema] = {
          "alpha": _ALPHA, "batch_size": Int(1), "max_epochs": Int(1), "patience": Int(1),
          "lr": Float(0, open_low=True), "weight_decay": Float(0), "n_per_class": Int(1),
          "n_val_per_class": Int(0), "max_ra": Int(0), "max_rd": Int(0),
-         "joint_certificate": Bool(), "device": _DEV, "seed": _SEED},
-        (Rule(_n0_le_n, "n0 ({n0}) must not exceed n ({n})"),)),
+         "smoothings": _List(Choice(_SMOOTHINGS_12), 1, True,
+                             "which smoothed models to train and certify"),
+         "device": _DEV, "seed": _SEED},
+        (Rule(_n0_le_n, "n0 ({n0}) must not exceed n ({n})"),
+         Rule(lambda v: bool({"attributes", "structure"} & set(v["smoothings"])),
+              "smoothings ({smoothings}) must include 'attributes' or 'structure'"))),
     "13_smoothing_beyond_nodes": ChapterSchema(
         {"tu_dataset": Str(), "graph_p_plus": Probability(), "graph_p_minus": Probability(),
          "gin_epochs": Int(1), "mnist_train_images": Int(1), "mnist_test_images": Int(1),
