@@ -482,9 +482,13 @@ if paper_scale_sparse:
         return min(options.items(), key=lambda kv: abs(kv[1] - target)) if options else None
 
     (setting, convention), value = closest_reading("sparse", PAPER_REPORTED["sparse"])
+    missing = [k for k in ("sparse attributes", "sparse structure") if k not in found]
     text = (f"At {label}, the closest of our readings to the paper's "
             f"{PAPER_REPORTED['sparse']} is the {setting} noise counted {convention} "
-            f"({value:.2f})")
+            f"({value:.2f}"
+            + (", far from it" if abs(value - PAPER_REPORTED["sparse"]) > 1 else "")
+            + (f"; the {' and '.join(missing)} run is not stored yet" if missing else "")
+            + ")")
     dense_best = closest_reading("non-sparse", PAPER_REPORTED["non-sparse"])
     if dense_best is not None:
         (_, convention), value = dense_best
@@ -649,7 +653,7 @@ def at_paper_scale(show):
             found.append(f"{run['values']['model'].upper()}: {show(run['values'])}")
         except KeyError:
             continue
-    return "; ".join(found) if found else "not run yet (sweeps/12_paper_scale.yaml)"
+    return "; ".join(found) if found else "not run yet (see Reproduce at paper scale)"
 
 
 def this_run(label):
