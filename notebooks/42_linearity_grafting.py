@@ -684,7 +684,9 @@ def describe_stored(run):
     """One sentence: a stored run's setting, hardware and wall time (from its provenance)."""
     prov, par = run["provenance"], run["parameters"]
     hw = prov["hardware"]
-    device = hw.get("gpu") or f"{hw['cpu_count']}-core CPU, {hw['torch_threads']} thread(s)"
+    threads = hw["torch_threads"]
+    device = hw.get("gpu") or (f"{hw['cpu_count']}-core CPU, {threads} "
+                               f"thread{'s' if threads != 1 else ''}")
     return (f"`{run['run']}`: {par['architecture']} on {par['image_size']}x{par['image_size']} "
             f"MNIST, {par['epochs']} epochs on {par['n_train']} images, {par['n_verify']} "
             f"images at {par['timeout']:g} s each; commit {prov['commit'][:7]}, {device}, "
@@ -759,7 +761,8 @@ why = {"UNR (%)": f"{arch_name}, {epochs} epochs on {n_train} images vs ConvBig,
        "VA (%)": f"{n_verify} images, {max_domains} BaB sub-problems each vs 1000 images, "
                  f"300 s each; capped by our lower RA",
        "SA (%)": f"{epochs} + {finetune_epochs} epochs vs 200 + 100",
-       "RA (%)": f"PGD-{attack_steps} ({attack_restarts} restarts) vs PGD-100 (100 restarts); "
+       "RA (%)": f"PGD-{attack_steps} ({attack_restarts} restart"
+                 f"{'s' if attack_restarts != 1 else ''}) vs PGD-100 (100 restarts); "
                  f"{finetune_epochs} fine-tuning epochs vs 100",
        "time (s)": f"budget of {max_domains} sub-problems vs a 300 s time-out"}
 comparison_rows = []
