@@ -450,8 +450,9 @@ dense_cap = largest_rd_at_paper_n(dense_p, dense_p)
 non_sparse = cap_table.iloc[2:]
 smallest_p_for_two = (non_sparse.loc[non_sparse["largest r_d at n = 100000"] >= 2, "p+"].min()
                       if (non_sparse["largest r_d at n = 100000"] >= 2).any() else None)
-paper_scale_sparse = {label: fidelity_settings(values, dense_name)
-                      for label, values in fidelity_runs[1:]}
+paper_scale_found = {}  # setting -> our true average, over every stored run of this model
+for _, values in fidelity_runs[1:]:
+    paper_scale_found.update(fidelity_settings(values, dense_name))
 verdict = [
     f"At n = 100000 a node whose every vote agrees gets the lower bound "
     f"{float(paper_cap.p_lower[0]):.5f} on its top-class probability, and with the book's "
@@ -470,8 +471,8 @@ verdict = [
        "trained models at n = 100000 can say which setting the paper reports."
        if min(cap_table.iloc[0, 3], cap_table.iloc[1, 3]) >= 6.47 else
        "the bound alone rules out some readings of 6.47 (compare the table).")]
-if paper_scale_sparse:
-    label, found = next(iter(paper_scale_sparse.items()))
+if paper_scale_found:
+    found = paper_scale_found
     # our average in both conventions: as a true radius, and as the reference code reports it
     readings = {(setting, convention): value + shift for setting, value in found.items()
                 for convention, shift in (("as true radii", 0.0), ("as radius + 1", 1.0))}
@@ -483,7 +484,7 @@ if paper_scale_sparse:
 
     (setting, convention), value = closest_reading("sparse", PAPER_REPORTED["sparse"])
     missing = [k for k in ("sparse attributes", "sparse structure") if k not in found]
-    text = (f"At {label}, the closest of our readings to the paper's "
+    text = (f"At paper scale ({dense_name.upper()}), the closest of our readings to the paper's "
             f"{PAPER_REPORTED['sparse']} is the {setting} noise counted {convention} "
             f"({value:.2f}"
             + (", far from it" if abs(value - PAPER_REPORTED["sparse"]) > 1 else "")
@@ -626,7 +627,8 @@ key.report()
 from myst_nb import glue
 
 averages = {label: float(radii.mean()) for label, radii in comparison.items()}
-for label, short in (("sparse", "sparse"), ("non-sparse", "dense")):
+record_names = {"sparse": "sparse", "non-sparse": "dense"}  # comparison label -> record name
+for label, short in record_names.items():
     if label in averages:  # every smoothing runs by default (a sweep may skip some)
         glue(f"ch12_{short}_rd", averages[label], display=False)
         glue(f"ch12_{short}_rd_proj", float(projected[label].mean()), display=False)
@@ -634,8 +636,7 @@ why = (f"our n = {n} vs the paper's 100000 caps p_A; few epochs "
        f"(see Scale below)")
 save_record({"model": dense_name,
              **{f"{short}_avg_max_rd": averages[label]
-                for label, short in (("sparse", "sparse"), ("non-sparse", "dense"))
-                if label in averages},
+                for label, short in record_names.items() if label in averages},
              "smoothed_acc": {f"{k} {m}": float(v) for (k, m), v
                               in summary["smoothed acc"].items()},
              "avg_max_rd": {f"{k} {m}": float(v) for (k, m), v
@@ -645,10 +646,13 @@ save_record({"model": dense_name,
 stored = stored_runs("12_smoothing_node_classification")
 
 
-def at_paper_scale(show):
-    """show(values) for every stored paper-scale run ('model: text'), or 'not run yet'."""
+def at_paper_scale(show, model=None):
+    """show(values) for every stored paper-scale run ('model: text'; only runs of `model`
+    when given), or 'not run yet'."""
     found = []
     for run in stored:
+        if model is not None and run["values"].get("model") != model:
+            continue
         try:
             found.append(f"{run['values']['model'].upper()}: {show(run['values'])}")
         except KeyError:
@@ -663,26 +667,46 @@ def this_run(label):
     return f"{averages[label]:.2f} (projected: {projected[label].mean():.2f})"
 
 
-def deletions_vs_additions(values):
-    pairs = [(values["avg_max_rd"][k], values["avg_max_ra"][k]) for k in values["avg_max_rd"]]
-    return f"rd > ra in {sum(d > a for d, a in pairs)} of {len(pairs)}"
+def stored_by_smoothing(name):
+    """{'structure GCN': value, ...}: the stored runs' `name` ("avg_max_rd", ...) merged
+    (each smoothed model is in one run)."""
+    merged = {}
+    for run in stored:
+        merged.update(run["values"].get(name, {}))
+    return merged
+
+
+def deletions_vs_additions():
+    rd, ra = stored_by_smoothing("avg_max_rd"), stored_by_smoothing("avg_max_ra")
+    if not rd:
+        return "not run yet (see Reproduce at paper scale)"
+    return f"rd > ra in {sum(rd[k] > ra[k] for k in rd)} of {len(rd)} smoothed models"
+
+
+def models_at_paper_scale():
+    rd = stored_by_smoothing("avg_max_rd")
+    if not rd:
+        return "not run yet (see Reproduce at paper scale)"
+    return ", ".join(f"{k} {v:.2f}" for k, v in sorted(rd.items()))
 
 
 comparison_table = pd.DataFrame([
     {"quantity": f"avg max certified rd, sparse ({dense_name.upper()})",
      "paper": f"{paper_avg_rd['sparse']:.2f}",
      "ours, this run": this_run("sparse"),
-     "ours, paper scale": at_paper_scale(lambda v: f"{v['sparse_avg_max_rd']:.2f}"),
+     "ours, paper scale": at_paper_scale(lambda v: f"{v['sparse_avg_max_rd']:.2f}",
+                                         dense_name),
      "scale and why": why},
     {"quantity": f"avg max certified rd, non-sparse ({dense_name.upper()})",
      "paper": f"{paper_avg_rd['non-sparse']:.2f}",
      "ours, this run": this_run("non-sparse"),
-     "ours, paper scale": at_paper_scale(lambda v: f"{v['dense_avg_max_rd']:.2f}"),
+     "ours, paper scale": at_paper_scale(lambda v: f"{v['dense_avg_max_rd']:.2f}",
+                                         dense_name),
      "scale and why": why},
     {"quantity": "deletions vs additions",
      "paper": "far more robust to deletions",
      "ours, this run": "same pattern in every heatmap",
-     "ours, paper scale": at_paper_scale(deletions_vs_additions),
+     "ours, paper scale": deletions_vs_additions(),
      "scale and why": "ordering only"},
     {"quantity": "GAT / GCN / APPNP: avg max certified rd",
      "paper": "models differ in accuracy and robustness (the paper's figure)",
@@ -690,8 +714,7 @@ comparison_table = pd.DataFrame([
          f"{kind}: " + ", ".join(f"{m} {v:.2f}" for m, v in
                                  summary.loc[kind]["avg max rd"].items())
          for kind in summary.index.get_level_values(0).unique()),
-     "ours, paper scale": at_paper_scale(
-         lambda v: ", ".join(f"{k} {x:.2f}" for k, x in v["avg_max_rd"].items())),
+     "ours, paper scale": models_at_paper_scale(),
      "scale and why": why},
 ])
 comparison_table.style.hide(axis="index")
@@ -718,10 +741,11 @@ comparison_table.style.hide(axis="index")
 # The column "ours, paper scale" shows the runs stored under
 # `results/paper/12_smoothing_node_classification/`. `sweeps/12_paper_scale_cpu.yaml` is the
 # GCN alone with the sparse noises of the fidelity question (`smoothings` chooses which
-# smoothed models a run trains), about two hours of one core; `sweeps/12_paper_scale.yaml`
-# runs all three GNNs with all four smoothings (4-5 CPU-hours per GNN: a GPU or a cluster),
-# both with `python -m certlab.sweep SPEC --out
-# results/paper/12_smoothing_node_classification`. A single run by hand (a GPU is
+# smoothed models a run trains), about two hours of one core;
+# `sweeps/12_paper_scale_appnp_cpu.yaml` is APPNP with each sparse noise (about an hour of
+# one core per noise); `sweeps/12_paper_scale.yaml` runs all three GNNs with all four
+# smoothings (4-5 CPU-hours per GNN: a GPU or a cluster), each with
+# `python -m certlab.sweep SPEC --out results/paper/12_smoothing_node_classification`. A single run by hand (a GPU is
 # recommended; the CPU run takes hours):
 #
 # ```bash

@@ -105,6 +105,7 @@ with warnings.catch_warnings(record=True):  # auto_LiRPA resets the filters on i
 from certlab.chapters import paper_scale_command
 from certlab.checks import KeyResults
 from certlab.plotting import use_book_style
+from certlab.provenance import describe_hardware
 from certlab.records import save_record, stored_runs
 from certlab.utils import seed_everything
 from certlab.verification import grafting, models, training
@@ -680,24 +681,20 @@ glue("ch42_paper_command", Markdown(f"```bash\n{paper_command}\n```"), display=F
 stored = stored_runs("42_linearity_grafting")
 
 
-def describe_stored(run):
-    """One sentence: a stored run's setting, hardware and wall time (from its provenance)."""
-    prov, par = run["provenance"], run["parameters"]
-    hw = prov["hardware"]
-    threads = hw["torch_threads"]
-    device = hw.get("gpu") or (f"{hw['cpu_count']}-core CPU, {threads} "
-                               f"thread{'s' if threads != 1 else ''}")
-    return (f"`{run['run']}`: {par['architecture']} on {par['image_size']}x{par['image_size']} "
-            f"MNIST, {par['epochs']} epochs on {par['n_train']} images, {par['n_verify']} "
-            f"images at {par['timeout']:g} s each; commit {prov['commit'][:7]}, {device}, "
-            f"{prov['wall_time_s'] / 3600:.1f} h")
-
-
 def run_scale(parameters):
     """' (small_cnn, 28x28, 100 images, 30 s)': the setting a stored run ran at."""
     return (f" ({parameters['architecture']}, {parameters['image_size']}x"
             f"{parameters['image_size']}, {parameters['n_verify']} images, "
             f"{parameters['timeout']:g} s)")
+
+
+def describe_stored(run):
+    """One sentence: a stored run's setting, hardware and wall time (from its provenance)."""
+    prov, par = run["provenance"], run["parameters"]
+    return (f"`{run['run']}`{run_scale(par)}: {par['epochs']} epochs on {par['n_train']} "
+            f"images; commit {prov['commit'][:7]}, "
+            f"{describe_hardware(prov['hardware'], short=True)}, "
+            f"{prov['wall_time_s'] / 3600:.1f} h")
 
 
 def stored_value(run, name, quantity):

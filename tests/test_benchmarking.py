@@ -151,3 +151,18 @@ def test_bad_input_is_refused(tmp_path):
     with pytest.raises(TypeError, match="headline"):
         save_record("x", target_met=None, headline={1: 2}, **kwargs)
     assert not (tmp_path / "out").exists()
+
+
+def test_hardware_is_described_in_words_with_singular_and_plural():
+    from certlab.provenance import describe_hardware
+
+    cpu = {"cpu_count": 2, "torch_threads": 1, "memory_gib": 23.5, "torch": "2.13.0+cpu"}
+    assert describe_hardware(cpu) == ("2 CPU cores, 1 torch thread, no GPU, 23.5 GiB memory, "
+                                      "torch 2.13.0+cpu")
+    assert describe_hardware(cpu, short=True) == "2-core CPU, 1 thread"
+    gpu = {"cpu_count": 16, "torch_threads": 16, "gpu": "NVIDIA H100 80GB HBM3"}
+    assert describe_hardware(gpu) == "16 CPU cores, 16 torch threads, GPU: NVIDIA H100 80GB HBM3"
+    assert describe_hardware(gpu, short=True) == "NVIDIA H100 80GB HBM3"
+    assert describe_hardware({}) == "" and describe_hardware({}, short=True) == ""
+    with pytest.raises(TypeError, match="hardware"):
+        describe_hardware("2 cores")

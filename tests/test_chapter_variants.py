@@ -40,3 +40,22 @@ def test_chapter_12_needs_a_sparse_smoothing():
         run_chapter(CHAPTER_12, {**TINY_12, "smoothings": ["non-sparse", "joint"]})
     with pytest.raises(ParameterError, match="smoothings"):
         run_chapter(CHAPTER_12, {**TINY_12, "smoothings": ["edges"]})
+
+
+CHAPTER_13 = ROOT / "notebooks" / "13_smoothing_beyond_nodes.py"
+
+
+def test_chapter_13_on_graphs_only(data_root):
+    """mnist_test_images = 0 (a graph-only run, e.g. PROTEINS at paper scale) trains and
+    certifies no CNN, makes no MNIST claim and records no MNIST value."""
+    run = run_chapter(CHAPTER_13, {"mnist_test_images": 0, "gin_epochs": 2, "n0": 10,
+                                   "n": 40, "max_radius": 3, "device": "cpu"})
+    printed = _printed(run)
+    assert "GIN: avg max certified radius" in printed
+    assert "MNIST: sparse noise" not in printed and "MNIST: both" not in printed
+    values = run.record["values"]
+    assert set(values) - {"key_results"} == {"gin_avg_max_rd", "gin_avg_max_ra"}
+    assert not any("MNIST" in name and "pixels" not in name
+                   for name in values["key_results"]["measured"])
+    with pytest.raises(ParameterError, match="mnist_test_images"):
+        run_chapter(CHAPTER_13, {"mnist_test_images": -1})

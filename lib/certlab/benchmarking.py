@@ -33,7 +33,7 @@ from typing import Any, Callable, Sequence
 
 import numpy as np
 
-from .provenance import provenance, repo_root, write_json
+from .provenance import describe_hardware, provenance, repo_root, write_json
 
 __all__ = ["BenchmarkRecord", "measure", "save_record", "load_records", "records_table",
            "records_overview", "natural_key"]
@@ -131,7 +131,7 @@ class BenchmarkRecord:
                  for label, value in self.headline_rows(headline)]
         rows += [("measured on", _when(prov.get("date"))),
                  ("commit", _commit(prov.get("commit"))),
-                 ("hardware", _hardware(prov.get("hardware", {}))),
+                 ("hardware", _text(describe_hardware(prov.get("hardware") or {})) or NONE),
                  ("command", f"`{prov['command']}`" if prov.get("command") else NONE),
                  ("wall time", f"{_fmt(prov['wall_time_s'])} s"
                   if prov.get("wall_time_s") is not None else NONE)]
@@ -243,22 +243,6 @@ def _commit(commit: Any) -> str:
     dirty = commit.endswith("+dirty")
     text = f"`{commit.removesuffix('+dirty')[:12]}`"
     return text + (" with uncommitted changes" if dirty else "")
-
-
-def _hardware(hw: dict[str, Any]) -> str:
-    if not hw:
-        return NONE
-    parts = []
-    if hw.get("cpu_count") is not None:
-        parts.append(f"{hw['cpu_count']} CPU cores")
-    if hw.get("torch_threads") is not None:
-        parts.append(f"{hw['torch_threads']} torch thread(s)")
-    parts.append(f"GPU: {hw['gpu']}" if hw.get("gpu") else "no GPU")
-    if hw.get("memory_gib") is not None:
-        parts.append(f"{_fmt(hw['memory_gib'])} GiB memory")
-    if hw.get("torch"):
-        parts.append(f"torch {hw['torch']}")
-    return _text(", ".join(parts))
 
 
 def _table(header: list[str], rows: list[list[str]]) -> list[str]:

@@ -372,7 +372,8 @@ SCHEMAS: dict[str, ChapterSchema] = {
               "smoothings ({smoothings}) must include 'attributes' or 'structure'"))),
     "13_smoothing_beyond_nodes": ChapterSchema(
         {"tu_dataset": Str(), "graph_p_plus": Probability(), "graph_p_minus": Probability(),
-         "gin_epochs": Int(1), "mnist_train_images": Int(1), "mnist_test_images": Int(1),
+         "gin_epochs": Int(1), "mnist_train_images": Int(1),
+         "mnist_test_images": Int(0, help="0: graphs only, no MNIST"),
          "mnist_epochs": Int(1), "mnist_p_plus": Probability(), "mnist_p_minus": Probability(),
          "mnist_dense_p": Probability(), "n0": Int(1), "n": Int(1), "alpha": _ALPHA,
          "batch_size": Int(1), "max_radius": Int(1), "lr": Float(0, open_low=True),

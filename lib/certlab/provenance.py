@@ -84,6 +84,39 @@ def hardware() -> dict[str, Any]:
     return info
 
 
+def describe_hardware(info: dict[str, Any], short: bool = False) -> str:
+    """A :func:`hardware` record in words, for pages and chapters.
+
+    ``"2 CPU cores, 1 torch thread, no GPU, 23.5 GiB memory, torch 2.13.0+cpu"``; with
+    ``short``, only the device: ``"NVIDIA H100"`` or ``"2-core CPU, 1 thread"``. Keys a record
+    lacks are left out; ``""`` for an empty record.
+    """
+    if not isinstance(info, dict):
+        raise TypeError(f"info must be a hardware() record (a dict), got {type(info).__name__}")
+
+    def count(n: int, what: str) -> str:
+        return f"{n} {what}{'' if n == 1 else 's'}"
+
+    cores, threads, gpu = info.get("cpu_count"), info.get("torch_threads"), info.get("gpu")
+    if short:
+        if gpu:
+            return str(gpu)
+        cpu = f"{cores}-core CPU" if cores is not None else ("CPU" if info else "")
+        return cpu + (f", {count(threads, 'thread')}" if threads is not None else "")
+    parts = []
+    if cores is not None:
+        parts.append(count(cores, "CPU core"))
+    if threads is not None:
+        parts.append(count(threads, "torch thread"))
+    if info:
+        parts.append(f"GPU: {gpu}" if gpu else "no GPU")
+    if info.get("memory_gib") is not None:
+        parts.append(f"{info['memory_gib']:g} GiB memory")
+    if info.get("torch"):
+        parts.append(f"torch {info['torch']}")
+    return ", ".join(parts)
+
+
 def provenance(command: str | list[str] | None = None, parameters: dict | None = None,
                wall_time_s: float | None = None) -> dict[str, Any]:
     """A provenance record: command, parameters, commit, hardware, wall time and date (UTC)."""
