@@ -159,6 +159,27 @@ def test_resume_needs_same_parameters_and_library(toy, tmp_path):
     assert not is_done(tmp_path / "out", point, "abc")
 
 
+def test_keep_stored_skips_a_point_an_older_library_wrote(toy, tmp_path, capsys):
+    """--keep-stored: same parameters suffice (no cluster starts when nothing is left);
+    other parameters still run."""
+    spec_path = _spec(tmp_path, f"chapter: {toy}\ngrid: {{x: [1]}}\n")
+    (point,) = plan(load_spec(spec_path))
+    out = tmp_path / "out"
+    (out / point.id).mkdir(parents=True)
+    record = {"chapter": str(toy), "parameters": point.parameters, "lib_hash": "older",
+              "values": {"square": 1}}
+    (out / point.id / "record.json").write_text(json.dumps(record))
+    assert is_done(out, point, None) and not is_done(out, point, lib_hash())
+    assert main([str(spec_path), "--out", str(out), "--keep-stored", "--no-progress"]) == 0
+    assert "0 done, 1 skipped (already there), 0 failed" in capsys.readouterr().out
+    summary = json.loads((out / "sweep.json").read_text())
+    assert summary["skipped"] == [point.id] and summary["keep_stored"] is True
+    assert json.loads((out / point.id / "record.json").read_text())["lib_hash"] == "older"
+    record["parameters"] = {**point.parameters, "x": 2}
+    (out / point.id / "record.json").write_text(json.dumps(record))
+    assert not is_done(out, point, None)
+
+
 SLOW = textwrap.dedent('''\
     # %% tags=["parameters"]
     x = 1

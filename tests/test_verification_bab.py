@@ -53,6 +53,11 @@ def sampled_min_margin(model, x, label, eps, seed=0):
     return float(margins(model, torch.cat([uniform, corners, adv]), label).min())
 
 
+# The reference optimum of these small MILPs takes about a second; the generous limit
+# only keeps a heavily loaded machine (other tests on every core) from ending it unsolved.
+EXACT_TIME_LIMIT = 600.0
+
+
 def borderline_case(seed: int, grafted: bool, eps: float, fraction: float):
     """A random network whose label bias is shifted so that the exact minimum margin over the
     ball (from the MILP) is ``fraction * (exact - alpha-CROWN root bound)``: for
@@ -66,7 +71,8 @@ def borderline_case(seed: int, grafted: bool, eps: float, fraction: float):
     lower, upper = input_box(x, eps)
     pre = bounds(model, x, eps, "crown").pre_activations
     exact = exact_min_margins(model, x, label, lower, upper, [b.lower for b in pre],
-                              [b.upper for b in pre], decide_only=False)
+                              [b.upper for b in pre], decide_only=False,
+                              time_limit=EXACT_TIME_LIMIT)
     assert exact.solved and exact.counterexample is None
     root = verify(model, x, label, eps, method="alpha-crown", attack_steps=0).lower_bound
     gap = exact.lower_bound - root
@@ -80,7 +86,8 @@ def exact_optimum(model, x, label, eps) -> float:
     lower, upper = input_box(x, eps)
     pre = bounds(model, x, eps, "crown").pre_activations
     exact = exact_min_margins(model, x, label, lower, upper, [b.lower for b in pre],
-                              [b.upper for b in pre], decide_only=False)
+                              [b.upper for b in pre], decide_only=False,
+                              time_limit=EXACT_TIME_LIMIT)
     assert exact.solved
     return exact.lower_bound if exact.counterexample is None else -math.inf
 

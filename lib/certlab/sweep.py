@@ -24,7 +24,10 @@ chapter with papermill (:func:`certlab.run.run_chapter`, from the chapter's text
 sends, so no shared filesystem is needed) and sends back the executed notebook, its
 ``provenance.json`` and its ``record.json``; the client writes them to ``DIR/<point-id>/``
 atomically. Re-running a spec skips the points whose ``record.json`` holds the same parameters
-and library hash (:func:`certlab.provenance.lib_hash`). A failing point is reported with its
+and library hash (:func:`certlab.provenance.lib_hash`); with ``--keep-stored`` the same
+parameters suffice, whichever library version wrote the record (its own provenance says
+which), so that a paper-scale run split into pieces over several working sessions runs only
+its missing pieces after the library changed. A failing point is reported with its
 traceback (also in ``DIR/_failed/<point-id>.txt``) and does not stop the others; Ctrl-C or
 SIGTERM cancels the sweep (points already written stay and count on the next run).
 ``DIR/sweep.json`` summarizes the last run.
@@ -179,13 +182,16 @@ def plan(spec: SweepSpec) -> list[Point]:
     return points
 
 
-def is_done(out_dir: Path, point: Point, library: str) -> bool:
-    """Whether ``out_dir/<id>/record.json`` holds this point's parameters and ``library``."""
+def is_done(out_dir: Path, point: Point, library: str | None) -> bool:
+    """Whether ``out_dir/<id>/record.json`` holds this point's parameters and ``library``
+    (``None``: whichever library hash it holds)."""
     try:
         record = json.loads((out_dir / point.id / "record.json").read_text())
     except (OSError, ValueError):
         return False
-    return record.get("parameters") == point.parameters and record.get("lib_hash") == library
+    if not isinstance(record, dict) or record.get("parameters") != point.parameters:
+        return False
+    return library is None or record.get("lib_hash") == library
 
 
 def _run_point(chapter: str, source: str, overrides: dict[str, Any], timeout_s: int | None,
@@ -219,12 +225,15 @@ def _replace_dir(run: ChapterRun, target: Path) -> None:
 
 def run_sweep(spec: SweepSpec, out_dir: str | os.PathLike, *, workers: int | None = None,
               scheduler: str | None = None, progress: bool = True,
-              command: str = "python -m certlab.sweep") -> dict[str, Any]:
+              command: str = "python -m certlab.sweep",
+              keep_stored: bool = False) -> dict[str, Any]:
     """Run every point of ``spec`` not done yet in ``out_dir``; return the summary that is
     also written to ``out_dir/sweep.json`` (points done, skipped, failed with tracebacks).
 
     ``workers``: worker processes of the embedded ``distributed.LocalCluster`` (default: the
-    cores); ``scheduler``: the address of an existing Dask scheduler instead.
+    cores); ``scheduler``: the address of an existing Dask scheduler instead;
+    ``keep_stored``: a point counts as done when its record has the same parameters, whatever
+    library hash it holds (by default the hash must be this library's too).
     """
     from distributed import Client, LocalCluster, as_completed
     from tqdm.auto import tqdm
@@ -240,7 +249,9 @@ def run_sweep(spec: SweepSpec, out_dir: str | os.PathLike, *, workers: int | Non
         raise FileExistsError(f"--out {out}: is a file, not a folder")
     points = plan(spec)
     library = lib_hash()
-    todo = [p for p in points if not is_done(out, p, library)]
+    if not isinstance(keep_stored, bool):
+        raise ValueError(f"keep_stored must be True or False, got {keep_stored!r}")
+    todo = [p for p in points if not is_done(out, p, None if keep_stored else library)]
     skipped = [p.id for p in points if p not in todo]
     source = spec.chapter.read_text()
     out.mkdir(parents=True, exist_ok=True)
@@ -248,7 +259,8 @@ def run_sweep(spec: SweepSpec, out_dir: str | os.PathLike, *, workers: int | Non
     summary: dict[str, Any] = {
         "spec": str(spec.path), "chapter": str(spec.chapter), "lib_hash": library,
         "commit": git_commit(repo_root()), "client_hardware": hardware(),
-        "command": command, "points": len(points), "skipped": skipped, "done": [],
+        "command": command, "points": len(points), "skipped": skipped,
+        "keep_stored": keep_stored, "done": [],
         "failed": {}, "interrupted": False}
     start = time.perf_counter()
     if not todo:
@@ -334,6 +346,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", default=None,
                         help="output folder (default: the spec's 'out', else "
                              "results/sweeps/<spec name>)")
+    parser.add_argument("--keep-stored", action="store_true",
+                        help="skip a point whose record has the same parameters even if an "
+                             "older library wrote it (default: same library hash too)")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
     args = parser.parse_args(argv)
     if args.workers is not None and args.scheduler is not None:
@@ -347,7 +362,8 @@ def main(argv: list[str] | None = None) -> int:
                 spec.out or repo_root() / "results" / "sweeps" / spec.path.stem)
             summary = run_sweep(spec, out, workers=args.workers, scheduler=args.scheduler,
                                 progress=not args.no_progress,
-                                command=f"python -m certlab.sweep {argv_text}")
+                                command=f"python -m certlab.sweep {argv_text}",
+                                keep_stored=args.keep_stored)
         except Interrupted as exc:
             print(f"{exc}: sweep cancelled; finished points are kept and skipped next time",
                   file=sys.stderr)
