@@ -301,8 +301,7 @@ key.exact("MNIST test pixels on: v / 255 > 0.5, uint8 > 0.5",
            int(binarize_images(test_images, scale="uint8_reference").sum())])
 key.measured("GIN smoothed accuracy", gin_result.accuracy(labels[test_idx]))
 key.measured("GIN avg max rd", np.maximum(gin_rd, 0).mean())
-mnist_table = mnist_summary
-for label_row, row in mnist_table.iterrows():
+for label_row, row in mnist_summary.iterrows():
     for column in row.index:
         key.measured(f"MNIST {label_row}: {column}", row[column])
 key.claim("GIN: avg max certified radius larger for deletions than additions",
@@ -314,7 +313,7 @@ if run_mnist:
     key.claim("MNIST: sparse noise certifies a larger average max rd than p+ = p-",
               sparse_rd > dense_rd)
     key.claim("MNIST: both smoothed CNNs reach an accuracy of at least 0.5",
-              (mnist_table["smoothed acc"] >= 0.5).all())
+              (mnist_summary["smoothed acc"] >= 0.5).all())
 key.report()
 
 # %% [markdown]
@@ -399,8 +398,8 @@ comparison_table.style.hide(axis="index")
 # test images and one training epoch, what two CPU cores allow in under an hour).
 # `sweeps/13_paper_scale_proteins_cpu.yaml` is PROTEINS at $n = 100000$ on graphs only
 # (`mnist_test_images = 0` skips the MNIST part), about three hours of one core; its record
-# joins the column above once stored. `sweeps/13_paper_scale.yaml` is the full setting (PROTEINS, all 10000 MNIST test images),
-# for a GPU or a cluster. A single full run by hand:
+# joins the column above once stored. `sweeps/13_paper_scale.yaml` is the full setting
+# (PROTEINS, all 10000 MNIST test images), for a GPU or a cluster. A single full run by hand:
 #
 # ```bash
 # python -m certlab.run notebooks/13_smoothing_beyond_nodes.py \
