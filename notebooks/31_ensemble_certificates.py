@@ -96,13 +96,14 @@ from certlab.poisoning.certificates import min_label_flips
 from certlab.poisoning.closed_form import svm_linear_regime, svm_regime_max_C
 from certlab.poisoning.ensembles import (certified_accuracy,
                                          certify_partition_ensemble_blocks,
+                                         compare_median_certificates,
                                          measure_ensemble_looseness,
-                                         median_certified_flips)
+                                         median_certified_flips, merge_median_tables)
 from certlab.poisoning.features import (BINARY_CLASSES, mlp_ntk, mlp_ntk_blocks,
                                         mnist_subset)
 from certlab.poisoning.partition import hash_partition, partition_sizes
 from certlab.plotting import use_book_style
-from certlab.records import save_record, stored_runs
+from certlab.records import group_runs, save_record, stored_runs
 from certlab.utils import seed_everything
 
 use_book_style()
@@ -400,36 +401,27 @@ glue("ch31_part_size_max", float(tasks["MNIST-10"]["data"].y_train.size / max(n_
      display=False)
 
 # %%
-def relative_change(a, b):
-    """Change of median a over median b in percent (b below 1 counts as 1)."""
-    return 100 * (a - b) / max(abs(b), 1)
-
-
-claim_rows, best = [], {}
+claim_rows, best = [], {}  # best[task]: certlab.poisoning.ensembles.MedianComparison
 for task in tasks:
-    best_e = max(n_parts, key=lambda P: results[task, P]["ensemble"])
-    best_d = max(n_parts, key=lambda P: results[task, P]["dpa"])
-    e, dpa = results[task, best_e]["ensemble"], results[task, best_d]["dpa"]
-    best[task] = dict(P_e=best_e, P_d=best_d, e=e, dpa=dpa,
-                      change=relative_change(e, dpa))
+    b = best[task] = compare_median_certificates(
+        {P: results[task, P]["ensemble"] for P in n_parts},
+        {P: results[task, P]["dpa"] for P in n_parts})
     claim_rows.append({"task": task, "comparison": "best of each over all P",
-                       "EnsembleCert": f"{e:.1f} (P = {best_e})",
-                       "DPA": f"{dpa:.1f} (P = {best_d})",
-                       "change (%)": best[task]["change"]})
-    for P in n_parts:
-        if 100 * P in n_parts:
-            a, b = results[task, P]["ensemble"], results[task, 100 * P]["dpa"]
-            claim_rows.append({"task": task, "comparison": f"P = {P} vs 100 P",
-                               "EnsembleCert": f"{a:.1f} (P = {P})",
-                               "DPA": f"{b:.1f} (P = {100 * P})",
-                               "change (%)": relative_change(a, b)})
+                       "EnsembleCert": f"{b.best_ensemble:.1f} (P = {b.best_ensemble_parts})",
+                       "DPA": f"{b.best_dpa:.1f} (P = {b.best_dpa_parts})",
+                       "change (%)": b.best_change})
+    for P, change in b.p_vs_100p.items():
+        claim_rows.append({"task": task, "comparison": f"P = {P} vs 100 P",
+                           "EnsembleCert": f"{results[task, P]['ensemble']:.1f} (P = {P})",
+                           "DPA": f"{results[task, 100 * P]['dpa']:.1f} (P = {100 * P})",
+                           "change (%)": change})
 for key_task, tag in (("1 vs 7", "bin"), ("MNIST-10", "mnist")):
     b = best[key_task]
-    glue(f"ch31_best_e_{tag}", float(b["e"]), display=False)
-    glue(f"ch31_best_e_P_{tag}", int(b["P_e"]), display=False)
-    glue(f"ch31_best_d_{tag}", float(b["dpa"]), display=False)
-    glue(f"ch31_best_d_P_{tag}", int(b["P_d"]), display=False)
-    glue(f"ch31_best_change_{tag}", float(b["change"]), display=False)
+    glue(f"ch31_best_e_{tag}", b.best_ensemble, display=False)
+    glue(f"ch31_best_e_P_{tag}", b.best_ensemble_parts, display=False)
+    glue(f"ch31_best_d_{tag}", b.best_dpa, display=False)
+    glue(f"ch31_best_d_P_{tag}", b.best_dpa_parts, display=False)
+    glue(f"ch31_best_change_{tag}", b.best_change, display=False)
 equal_from = [P for i, P in enumerate(n_parts)
               if all(results["MNIST-10", Q]["ensemble"] == results["MNIST-10", Q]["dpa"]
                      for Q in n_parts[i:])]
@@ -578,22 +570,38 @@ key.report()
 # recomputed here.
 
 # %% tags=["hide-input"]
-headline = {f"best_change_{tag}": best[task]["change"]
-            for task, tag in (("1 vs 7", "1vs7"), ("MNIST-10", "mnist10"))}
-headline.update({f"best_ensemble_{tag}": best[task]["e"]
-                 for task, tag in (("1 vs 7", "1vs7"), ("MNIST-10", "mnist10"))})
-# the paper's own comparison: EnsembleCert with P partitions against DPA with 100 P
-p_vs_100p = {task: {str(P): relative_change(results[task, P]["ensemble"],
-                                            results[task, 100 * P]["dpa"])
-                    for P in n_parts if 100 * P in n_parts}
-             for task in tasks}
-headline.update({f"p_vs_100p_change_{tag}": p_vs_100p[task]
-                 for task, tag in (("1 vs 7", "1vs7"), ("MNIST-10", "mnist10"))})
-headline["closed_form_equals_milp"] = bool(all_same)
-headline["ensemble_ge_dpa"] = bool(all(
+TAGS = {"1 vs 7": "1vs7", "MNIST-10": "mnist10"}  # task -> record name
+
+
+def headline_values(comparisons, closed_form_equals_milp, ensemble_ge_dpa):
+    """The record's headline from {task: MedianComparison} (this run's, or merged from stored
+    runs that each certified some P)."""
+    values = {"closed_form_equals_milp": bool(closed_form_equals_milp),
+              "ensemble_ge_dpa": bool(ensemble_ge_dpa)}
+    for task, tag in TAGS.items():
+        values[f"best_change_{tag}"] = comparisons[task].best_change
+        values[f"best_ensemble_{tag}"] = comparisons[task].best_ensemble
+        # the paper's own comparison: EnsembleCert with P partitions against DPA with 100 P
+        values[f"p_vs_100p_change_{tag}"] = {str(P): v for P, v in
+                                              comparisons[task].p_vs_100p.items()}
+    return values
+
+
+def finite_or_inf(value):
+    """A median for JSON: the float, or "inf" (float("inf") reads it back)."""
+    return float(value) if np.isfinite(value) else "inf"
+
+
+headline = headline_values(best, all_same, all(
     np.all(results[t, P]["res"].ensemble_cert >= results[t, P]["res"].dpa)
     for t in tasks for P in n_parts))
-save_record({"headline": headline})
+p_vs_100p = {task: best[task].p_vs_100p for task in tasks}
+# the medians per task and P: runs that each certify some P (a sweep over n_parts) merge
+save_record({"headline": headline,
+             "medians": {tag: {str(P): [finite_or_inf(results[task, P]["ensemble"]),
+                                        finite_or_inf(results[task, P]["dpa"])]
+                               for P in n_parts}
+                         for task, tag in TAGS.items()}})
 
 paper_command = paper_scale_command("31_ensemble_certificates")  # from certlab.chapters
 glue("ch31_paper_command", Markdown(f"```bash\n{paper_command}\n```"), display=False)
@@ -601,17 +609,39 @@ stored = stored_runs("31_ensemble_certificates")
 
 
 def run_scale(parameters):
-    """' (all 60000 training / 1000 test images)' from a stored run's parameters."""
+    """' (all training / 1,000 test images per task, P = 10, 50, 100)' from a stored run's
+    parameters."""
     train, test = parameters.get("n_train", 0), parameters.get("n_test", 0)
     return (f" ({'all' if not train else f'{train:,}'} training / "
-            f"{'all' if not test else f'{test:,}'} test images per task)")
+            f"{'all' if not test else f'{test:,}'} test images per task, "
+            f"P = {', '.join(map(str, parameters['n_parts']))})")
+
+
+def merged_stored_runs():
+    """[(headline, parameters)] of the stored runs; runs that differ only in n_parts (a
+    sweep's pieces, each certifying some P) merge into one: their medians compared over all
+    their P (a P certified twice must agree), n_parts the union."""
+    merged = []
+    for runs in group_runs(stored, vary="n_parts"):
+        if len(runs) == 1 or any("medians" not in run["values"] for run in runs):
+            merged += [(run["values"].get("headline", {}), run["parameters"]) for run in runs]
+            continue
+        comparisons = {task: compare_median_certificates(*merge_median_tables(
+            [run["values"]["medians"][tag] for run in runs])) for task, tag in TAGS.items()}
+        headlines = [run["values"]["headline"] for run in runs]
+        merged.append((headline_values(
+            comparisons, all(h["closed_form_equals_milp"] for h in headlines),
+            all(h["ensemble_ge_dpa"] for h in headlines)),
+            {**runs[0]["parameters"],
+             "n_parts": sorted({P for run in runs for P in run["parameters"]["n_parts"]})}))
+    return merged
 
 
 def at_paper_scale(name, fmt):
-    """The value `name` of every stored paper-scale run (with its scale), or how to produce
-    one."""
-    values = [(run["values"].get("headline", {}).get(name), run["parameters"])
-              for run in stored]
+    """The value `name` of every stored paper-scale run (with its scale; runs of one P
+    each merged), or how to produce one."""
+    values = [(headline.get(name), parameters) for headline, parameters
+              in merged_stored_runs()]
     values = [fmt(v) + run_scale(p) for v, p in values if v is not None]
     if not values:
         return "not run yet (command under Reproduce at paper scale)"
@@ -649,16 +679,16 @@ pd.DataFrame([
      "scale and why they differ": why_scale + "; ten classes make the costs lower bounds"},
     {"quantity": "best median of each method over all P, EnsembleCert vs DPA, 1 vs 7",
      "paper's number": "not reported (the paper compares P = 10 with 1000)",
-     "ours at this run's scale": f"{pct(best['1 vs 7']['change'])} (EnsembleCert "
-                                 f"P = {best['1 vs 7']['P_e']} vs DPA "
-                                 f"P = {best['1 vs 7']['P_d']})",
+     "ours at this run's scale": f"{pct(best['1 vs 7'].best_change)} (EnsembleCert "
+                                 f"P = {best['1 vs 7'].best_ensemble_parts} vs DPA "
+                                 f"P = {best['1 vs 7'].best_dpa_parts})",
      "ours at paper scale": at_paper_scale("best_change_1vs7", pct),
      "scale and why they differ": "a comparison of our own, at any P"},
     {"quantity": "the same, MNIST-10",
      "paper's number": "not reported (as above)",
-     "ours at this run's scale": f"{pct(best['MNIST-10']['change'])} (EnsembleCert "
-                                 f"P = {best['MNIST-10']['P_e']} vs DPA "
-                                 f"P = {best['MNIST-10']['P_d']})",
+     "ours at this run's scale": f"{pct(best['MNIST-10'].best_change)} (EnsembleCert "
+                                 f"P = {best['MNIST-10'].best_ensemble_parts} vs DPA "
+                                 f"P = {best['MNIST-10'].best_dpa_parts})",
      "ours at paper scale": at_paper_scale("best_change_mnist10", pct),
      "scale and why they differ": "a comparison of our own, at any P"},
     {"quantity": "ScaLabelCert equals the exact MILP",
@@ -689,6 +719,11 @@ pd.DataFrame([
 # ```{glue:md} ch31_paper_command
 # :format: myst
 # ```
+#
+# `sweeps/31_paper_scale.yaml` runs the same in three pieces on Dask, one per worker
+# ($P = 10$ with $1000$, so that the paper's comparison sits in one record; $50$ with $500$;
+# $100$): the comparison table above merges stored runs that differ only in `n_parts`,
+# comparing their medians over all their $P$.
 #
 # A second run, with the two tasks' ridges swapped:
 #

@@ -59,3 +59,19 @@ def test_chapter_13_on_graphs_only(data_root):
                    for name in values["key_results"]["measured"])
     with pytest.raises(ParameterError, match="mnist_test_images"):
         run_chapter(CHAPTER_13, {"mnist_test_images": -1})
+
+
+CHAPTER_31 = ROOT / "notebooks" / "31_ensemble_certificates.py"
+
+
+def test_chapter_31_with_one_number_of_partitions(data_root):
+    """A piece of sweeps/31_paper_scale.yaml certifies some P only: the chapter runs through
+    and records its medians per task and P for the merge (no P vs 100 P comparison alone)."""
+    run = run_chapter(CHAPTER_31, {"n_train": 300, "n_test": 30, "n_parts": [3],
+                                   "ridge_sweep": [], "milp_train": 8, "milp_test": 4})
+    values = run.record["values"]
+    assert set(values["medians"]) == {"1vs7", "mnist10"}
+    assert all(list(by_parts) == ["3"] and len(by_parts["3"]) == 2
+               for by_parts in values["medians"].values())
+    assert values["headline"]["p_vs_100p_change_mnist10"] == {}
+    assert values["headline"]["best_ensemble_mnist10"] == values["medians"]["mnist10"]["3"][0]

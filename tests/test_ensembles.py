@@ -14,9 +14,11 @@ import numpy as np
 import pytest
 
 from certlab.poisoning.ensembles import (certified_accuracy, certify_partition_ensemble,
-                                         certify_partition_ensemble_blocks, dpa_certificate,
+                                         certify_partition_ensemble_blocks,
+                                         compare_median_certificates, dpa_certificate,
                                          ensemble_min_flips, majority_vote,
-                                         median_certified_flips, vote_counts)
+                                         median_certified_flips, merge_median_tables,
+                                         relative_change, vote_counts)
 from certlab.poisoning.features import (fit_pca_feature_map, mlp_ntk, mlp_ntk_blocks,
                                         mlp_ntk_cross, mnist_subset)
 from certlab.poisoning.partition import hash_partition, partition_members, partition_sizes
@@ -352,6 +354,45 @@ def test_certified_accuracy_and_median():
         certified_accuracy(cert, correct.astype(int), [0])
     with pytest.raises(ValueError, match="same length"):
         median_certified_flips(cert, correct[:2])
+
+
+def test_compare_median_certificates_best_and_p_vs_100p():
+    ensemble = {10: 44.5, 50: 91.0, 100: 119.0, 1000: 281.0}
+    dpa = {10: 4.0, 50: 24.0, 100: 49.0, 1000: 281.0}
+    c = compare_median_certificates(ensemble, dpa)
+    assert (c.best_ensemble_parts, c.best_ensemble, c.best_dpa_parts, c.best_dpa) == (
+        1000, 281.0, 1000, 281.0)
+    assert c.best_change == 0.0
+    assert c.p_vs_100p == {10: pytest.approx(100 * (44.5 - 281) / 281)}
+    # ties go to the smallest P; a DPA median below 1 counts as 1 (no division by zero)
+    c = compare_median_certificates({1: 3.0, 2: 3.0, 100: 0.0}, {1: 0.0, 2: -1.0, 100: 0.0})
+    assert c.best_ensemble_parts == 1 and c.best_dpa_parts == 1
+    assert c.p_vs_100p == {1: 300.0} and relative_change(3.0, 0.0) == 300.0
+    assert relative_change(5.0, -1.0) == 600.0 and relative_change(2.0, 4.0) == -50.0
+    with pytest.raises(ValueError, match="same, non-empty set of P"):
+        compare_median_certificates({10: 1.0}, {50: 1.0})
+    with pytest.raises(ValueError, match="same, non-empty set of P"):
+        compare_median_certificates({}, {})
+    with pytest.raises(ValueError, match="positive integers"):
+        compare_median_certificates({0: 1.0}, {0: 1.0})
+    with pytest.raises(ValueError, match="NaN"):
+        compare_median_certificates({10: math.nan}, {10: 1.0})
+
+
+def test_merge_median_tables_of_a_sweeps_pieces():
+    """Pieces of one setting (JSON keys, "inf" allowed) merge; a disagreement is an error."""
+    pieces = [{"10": [44.5, 4.0], "1000": [281.0, 281.0]}, {"50": [91, 24], "500": ["inf", 198]},
+              {"100": [119.0, 49.0], "10": [44.5, 4]}]
+    ensemble, dpa = merge_median_tables(pieces)
+    assert ensemble == {10: 44.5, 50: 91.0, 100: 119.0, 500: math.inf, 1000: 281.0}
+    assert dpa == {10: 4.0, 50: 24.0, 100: 49.0, 500: 198.0, 1000: 281.0}
+    merged = compare_median_certificates(ensemble, dpa)
+    assert merged.best_ensemble_parts == 500 and merged.p_vs_100p == {
+        10: pytest.approx(100 * (44.5 - 281) / 281)}
+    with pytest.raises(ValueError, match="disagree on the medians at P = 10"):
+        merge_median_tables([{"10": [44.5, 4.0]}, {"10": [45.0, 4.0]}])
+    with pytest.raises(ValueError, match="pair of numbers"):
+        merge_median_tables([{"10": [44.5]}])
 
 
 def test_pca_feature_map():

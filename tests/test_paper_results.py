@@ -40,6 +40,21 @@ def test_stored_run_is_complete_with_provenance(run_dir):
     assert stored_runs(chapter, ROOT), "stored_runs does not see the run"
 
 
+@pytest.mark.parametrize("folder", sorted({p.parent for p in RUN_DIRS}), ids=lambda p: p.name)
+def test_stored_sweep_summaries_are_named_after_their_spec(folder):
+    """Each ``sweep-<spec>.json`` names an existing spec of this chapter (several specs can
+    share a folder, so no summary overwrites another's) and lists only stored points."""
+    summaries = sorted(folder.glob("sweep*.json"))
+    assert summaries, f"{folder.name}: no sweep summary stored"
+    for path in summaries:
+        summary = json.loads(path.read_text())
+        spec = ROOT / summary["spec"]
+        assert path.name == f"sweep-{spec.stem}.json", path.name
+        assert spec.is_file() and Path(summary["chapter"]).stem == folder.name
+        for point in summary["done"] + summary["skipped"]:
+            assert (folder / point / "record.json").is_file(), f"{path.name}: {point} missing"
+
+
 def _roles():
     for page in sorted((ROOT / "book").glob("*.md")):
         for text in ROLE.findall(page.read_text()):

@@ -4,7 +4,7 @@ import json
 
 import pytest
 
-from certlab.records import stored_runs, stored_value_text
+from certlab.records import group_runs, stored_runs, stored_value_text
 
 
 def _write_run(folder, name, values, prov=True):
@@ -55,3 +55,14 @@ def test_stored_value_text_formats_nested_values_and_several_runs(tmp_path):
     _write_run(base, "gat", {"rd": 3.0})
     assert stored_value_text("12_ch", "rd", ".1f", tmp_path) == "gat: 3.0; gcn: 5.4"
     assert stored_value_text("99_none", "rd", root=tmp_path) == "not run yet"
+
+
+def test_group_runs_by_all_parameters_but_one():
+    runs = [{"run": name, "parameters": params} for name, params in (
+        ("a", {"n_parts": [10, 1000], "n_test": 0}), ("b", {"n_parts": [50], "n_test": 0}),
+        ("c", {"n_parts": [10], "n_test": 1000}), ("d", {"n_test": 0}))]
+    groups = group_runs(runs, vary="n_parts")
+    assert [[r["run"] for r in g] for g in groups] == [["a", "b", "d"], ["c"]]
+    assert group_runs([], vary="n_parts") == []
+    with pytest.raises(ValueError, match="vary must name a parameter"):
+        group_runs(runs, vary="")

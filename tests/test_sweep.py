@@ -14,7 +14,8 @@ import pytest
 import certlab.run
 from certlab.parameters import ParameterError
 from certlab.provenance import lib_hash
-from certlab.sweep import SpecError, is_done, load_spec, main, plan
+from certlab.sweep import (SpecError, is_done, load_spec, main, plan, run_sweep,
+                           summary_path)
 
 TOY = textwrap.dedent('''\
     # %% tags=["parameters"]
@@ -105,6 +106,13 @@ def test_cli_argument_errors(toy, tmp_path, capsys):
     a_file.write_text("")
     assert main([str(spec), "--out", str(a_file), "--no-progress"]) == 2
     assert "is a file" in capsys.readouterr().err
+    bad_grid = load_spec(_spec(tmp_path, f"chapter: {toy}\ngrid: {{x: [2.5]}}\n", "bad.yaml"))
+    for kwargs, message in (({"workers": 0}, "workers must be a positive integer"),
+                            ({"keep_stored": "yes"}, "keep_stored must be True or False")):
+        # argument errors come first, before the grid is checked (bad here) or anything runs
+        with pytest.raises(ValueError, match=message):
+            run_sweep(bad_grid, tmp_path / "never", progress=False, **kwargs)
+    assert not (tmp_path / "never").exists()
 
 
 def test_sweep_on_a_local_cluster_with_a_failing_point_and_resume(toy, tmp_path, capsys):
@@ -130,7 +138,7 @@ def test_sweep_on_a_local_cluster_with_a_failing_point_and_resume(toy, tmp_path,
     error = (out / "_failed" / f"{points[3].id}.txt").read_text()
     assert "point three fails on purpose" in error and "RuntimeError" in error
     assert "point three fails on purpose" in captured.err
-    summary = json.loads((out / "sweep.json").read_text())
+    summary = json.loads(summary_path(out, load_spec(spec)).read_text())
     assert sorted(summary["done"]) == sorted([points[1].id, points[2].id])
     assert list(summary["failed"]) == [points[3].id]
     assert not [p for p in out.iterdir() if p.name.startswith(".")]  # no staging debris
@@ -172,7 +180,7 @@ def test_keep_stored_skips_a_point_an_older_library_wrote(toy, tmp_path, capsys)
     assert is_done(out, point, None) and not is_done(out, point, lib_hash())
     assert main([str(spec_path), "--out", str(out), "--keep-stored", "--no-progress"]) == 0
     assert "0 done, 1 skipped (already there), 0 failed" in capsys.readouterr().out
-    summary = json.loads((out / "sweep.json").read_text())
+    summary = json.loads(summary_path(out, load_spec(spec_path)).read_text())
     assert summary["skipped"] == [point.id] and summary["keep_stored"] is True
     assert json.loads((out / point.id / "record.json").read_text())["lib_hash"] == "older"
     record["parameters"] = {**point.parameters, "x": 2}
@@ -180,7 +188,27 @@ def test_keep_stored_skips_a_point_an_older_library_wrote(toy, tmp_path, capsys)
     assert not is_done(out, point, None)
 
 
-SLOW = textwrap.dedent('''\
+def test_specs_sharing_an_output_folder_keep_their_own_summaries(toy, tmp_path):
+    """Two specs (pieces of one chapter) written into one folder: each keeps its summary."""
+    first = _spec(tmp_path, f"chapter: {toy}\ngrid: {{x: [1]}}\n", name="piece_a.yaml")
+    second = _spec(tmp_path, f"chapter: {toy}\ngrid: {{x: [1]}}\n", name="piece_b.yaml")
+    out = tmp_path / "out"
+    (point,) = plan(load_spec(first))
+    (out / point.id).mkdir(parents=True)  # stored: both specs skip it, no cluster starts
+    (out / point.id / "record.json").write_text(json.dumps(
+        {"chapter": str(toy), "parameters": point.parameters, "lib_hash": lib_hash(),
+         "values": {}}))
+    for spec in (first, second):
+        assert main([str(spec), "--out", str(out), "--no-progress"]) == 0
+    assert summary_path(out, load_spec(first)).name == "sweep-piece_a.json"
+    summaries = {path.name: json.loads(path.read_text()) for path in out.glob("sweep-*.json")}
+    assert sorted(summaries) == ["sweep-piece_a.json", "sweep-piece_b.json"]
+    assert summaries["sweep-piece_a.json"]["spec"].endswith("piece_a.yaml")
+    assert summaries["sweep-piece_b.json"]["spec"].endswith("piece_b.yaml")
+    assert not (out / "sweep.json").exists()
+
+
+SLOW = textwrap.dedent(''''\
     # %% tags=["parameters"]
     x = 1
     pid_dir = "."
@@ -219,7 +247,7 @@ def _alive(pid):
 @pytest.mark.slow
 def test_ctrl_c_cancels_cleanly_and_keeps_finished_points(tmp_path):
     """Ctrl-C during a sweep: exit status 130, the finished point stays, the running one
-    leaves nothing (no folder, no staging files), its kernel is stopped, and sweep.json says
+    leaves nothing (no folder, no staging files), its kernel is stopped, and its summary says
     "interrupted"; running the spec again only redoes the interrupted point."""
     chapter = tmp_path / "nb" / "slow.py"
     chapter.parent.mkdir()
@@ -247,5 +275,5 @@ def test_ctrl_c_cancels_cleanly_and_keeps_finished_points(tmp_path):
     assert (out / points[1].id / "record.json").is_file()
     assert not (out / points[2].id).exists()
     assert not [p for p in out.iterdir() if p.name.startswith(".")]  # no staging debris
-    assert json.loads((out / "sweep.json").read_text())["interrupted"] is True
+    assert json.loads(summary_path(out, load_spec(spec)).read_text())["interrupted"] is True
     assert "Traceback" not in output, output

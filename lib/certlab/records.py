@@ -27,7 +27,7 @@ from typing import Any
 from .provenance import _jsonable, write_json
 
 __all__ = ["RECORD_ENV", "PAPER_RESULTS", "record_path", "save_record", "load_record",
-           "stored_runs", "stored_value_text"]
+           "stored_runs", "group_runs", "stored_value_text"]
 
 #: The environment variable through which a runner tells the kernel where to save.
 RECORD_ENV = "CERTLAB_RECORD_PATH"
@@ -123,6 +123,20 @@ def stored_runs(chapter: str, root: str | os.PathLike | None = None) -> list[dic
             raise ValueError(f"stored run {run_dir}: not valid JSON ({err})") from None
         runs.append({**record, "provenance": prov, "run": run_dir.name})
     return runs
+
+
+def group_runs(runs: list[Mapping[str, Any]], vary: str) -> list[list[Mapping[str, Any]]]:
+    """Group runs (as :func:`stored_runs` returns them) whose parameters agree except
+    ``vary``: the pieces of one setting that a sweep split over a grid of ``vary`` (chapter
+    31's numbers of partitions), for the chapter to merge. Groups keep the runs' order and
+    come in the order of their first run."""
+    if not isinstance(vary, str) or not vary:
+        raise ValueError(f"vary must name a parameter, got {vary!r}")
+    groups: dict[str, list[Mapping[str, Any]]] = {}
+    for run in runs:
+        rest = {k: v for k, v in run["parameters"].items() if k != vary}
+        groups.setdefault(json.dumps(rest, sort_keys=True, default=str), []).append(run)
+    return list(groups.values())
 
 
 def _format_value(value: Any, fmt: str, nested: bool = False) -> str:

@@ -30,7 +30,8 @@ which), so that a paper-scale run split into pieces over several working session
 its missing pieces after the library changed. A failing point is reported with its
 traceback (also in ``DIR/_failed/<point-id>.txt``) and does not stop the others; Ctrl-C or
 SIGTERM cancels the sweep (points already written stay and count on the next run).
-``DIR/sweep.json`` summarizes the last run.
+``DIR/sweep-<spec name>.json`` summarizes the spec's last run (one file per spec, so that
+several specs can share an output folder, as chapter 12's pieces do).
 
 Exit status: 0 every point done, 1 some point failed, 2 bad spec or arguments, 130 / 143
 interrupted.
@@ -61,7 +62,7 @@ from .provenance import hardware, git_commit, lib_hash, repo_root, write_json
 from .run import (ChapterRun, Interrupted, abort_active_runs, chapter_defaults,
                   check_parameters, run_chapter, stop_on_signals)
 
-__all__ = ["SweepSpec", "Point", "load_spec", "plan", "run_sweep", "main"]
+__all__ = ["SweepSpec", "Point", "load_spec", "plan", "summary_path", "run_sweep", "main"]
 
 _SPEC_KEYS = {"chapter", "parameters", "grid", "timeout", "out", "description"}
 
@@ -223,12 +224,18 @@ def _replace_dir(run: ChapterRun, target: Path) -> None:
     shutil.rmtree(old, ignore_errors=True)
 
 
+def summary_path(out_dir: str | os.PathLike, spec: SweepSpec) -> Path:
+    """Where :func:`run_sweep` writes the summary of ``spec``'s last run in ``out_dir``:
+    ``out_dir/sweep-<spec file name without .yaml>.json``."""
+    return Path(out_dir) / f"sweep-{spec.path.stem}.json"
+
+
 def run_sweep(spec: SweepSpec, out_dir: str | os.PathLike, *, workers: int | None = None,
               scheduler: str | None = None, progress: bool = True,
               command: str = "python -m certlab.sweep",
               keep_stored: bool = False) -> dict[str, Any]:
     """Run every point of ``spec`` not done yet in ``out_dir``; return the summary that is
-    also written to ``out_dir/sweep.json`` (points done, skipped, failed with tracebacks).
+    also written to :func:`summary_path` (points done, skipped, failed with tracebacks).
 
     ``workers``: worker processes of the embedded ``distributed.LocalCluster`` (default: the
     cores); ``scheduler``: the address of an existing Dask scheduler instead;
@@ -247,10 +254,10 @@ def run_sweep(spec: SweepSpec, out_dir: str | os.PathLike, *, workers: int | Non
     out = Path(out_dir)
     if out.exists() and not out.is_dir():
         raise FileExistsError(f"--out {out}: is a file, not a folder")
-    points = plan(spec)
-    library = lib_hash()
     if not isinstance(keep_stored, bool):
         raise ValueError(f"keep_stored must be True or False, got {keep_stored!r}")
+    points = plan(spec)
+    library = lib_hash()
     todo = [p for p in points if not is_done(out, p, None if keep_stored else library)]
     skipped = [p.id for p in points if p not in todo]
     source = spec.chapter.read_text()
@@ -265,7 +272,7 @@ def run_sweep(spec: SweepSpec, out_dir: str | os.PathLike, *, workers: int | Non
     start = time.perf_counter()
     if not todo:
         summary["wall_time_s"] = 0.0
-        write_json(out / "sweep.json", summary)
+        write_json(summary_path(out, spec), summary)
         return summary
     cluster = client = scratch = None
     futures = {}
@@ -315,7 +322,7 @@ def run_sweep(spec: SweepSpec, out_dir: str | os.PathLike, *, workers: int | Non
         raise
     finally:
         summary["wall_time_s"] = round(time.perf_counter() - start, 3)
-        write_json(out / "sweep.json", summary)
+        write_json(summary_path(out, spec), summary)
         if client is not None:
             client.close()
         if cluster is not None:

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from collections.abc import Mapping
 from typing import Any, Callable
 
 import numpy as np
@@ -41,6 +42,10 @@ __all__ = [
     "certify_partition_ensemble",
     "certify_partition_ensemble_blocks",
     "median_certified_flips",
+    "MedianComparison",
+    "compare_median_certificates",
+    "merge_median_tables",
+    "relative_change",
     "dpa_certificate",
     "ensemble_min_flips",
     "majority_vote",
@@ -464,6 +469,83 @@ def median_certified_flips(certified: Any, correct: Any) -> float:
     convention of DPA's evaluation: a wrong prediction is not certified at any budget)."""
     cert, ok = _check_certificates(certified, correct)
     return float(np.median(np.where(ok, cert, -1.0)))
+
+
+def relative_change(a: float, b: float) -> float:
+    """Change of median ``a`` over median ``b`` in percent; ``|b|`` below 1 counts as 1, so
+    that a median of 0 (or -1: most test points misclassified) flips stays comparable."""
+    return 100.0 * (float(a) - float(b)) / max(abs(float(b)), 1.0)
+
+
+@dataclass(frozen=True)
+class MedianComparison:
+    """EnsembleCert's median certified flips against black-box DPA's over numbers of parts.
+
+    Attributes:
+        best_ensemble_parts, best_ensemble: the P with the largest EnsembleCert median, and
+            that median (the smallest such P on ties).
+        best_dpa_parts, best_dpa: the same for DPA.
+        best_change: :func:`relative_change` of the two best medians (percent).
+        p_vs_100p: ``{P: change}`` of EnsembleCert with P parts over DPA with 100 P parts,
+            for every P whose 100 P is also given (the paper's "P = 10 vs P = 1000").
+    """
+
+    best_ensemble_parts: int
+    best_ensemble: float
+    best_dpa_parts: int
+    best_dpa: float
+    best_change: float
+    p_vs_100p: dict[int, float]
+
+
+def compare_median_certificates(ensemble: Mapping[int, float],
+                                dpa: Mapping[int, float]) -> MedianComparison:
+    """Compare the median certified flips of EnsembleCert and DPA (Mohgaonkar et al., 2026,
+    the P vs 100 P comparison of their Table 2) from ``{P: median}`` of each, one entry per
+    number of parts P (the same P in both; e.g. merged from runs that each certified one P).
+    """
+    if not ensemble or set(ensemble) != set(dpa):
+        raise ValueError(f"ensemble and dpa must give medians for the same, non-empty set of "
+                         f"P, got {sorted(ensemble)} and {sorted(dpa)}")
+    parts = sorted(ensemble)
+    for P in parts:
+        if isinstance(P, bool) or not isinstance(P, (int, np.integer)) or P < 1:
+            raise ValueError(f"numbers of parts must be positive integers, got {P!r}")
+        for name, value in (("ensemble", ensemble[P]), ("dpa", dpa[P])):
+            if math.isnan(float(value)):
+                raise ValueError(f"{name} median for P = {P} is NaN")
+    best_e = max(parts, key=lambda P: ensemble[P])  # first maximum: the smallest P
+    best_d = max(parts, key=lambda P: dpa[P])
+    return MedianComparison(
+        best_ensemble_parts=int(best_e), best_ensemble=float(ensemble[best_e]),
+        best_dpa_parts=int(best_d), best_dpa=float(dpa[best_d]),
+        best_change=relative_change(ensemble[best_e], dpa[best_d]),
+        p_vs_100p={int(P): relative_change(ensemble[P], dpa[100 * P])
+                   for P in parts if 100 * P in ensemble})
+
+
+def merge_median_tables(tables: list[Mapping[Any, Any]]) -> tuple[dict[int, float],
+                                                                  dict[int, float]]:
+    """Merge ``{P: [EnsembleCert median, DPA median]}`` tables of several runs that each
+    certified some numbers of parts P of one setting (a sweep's pieces; keys may be strings
+    from JSON, values may be ``"inf"``) into ``({P: EnsembleCert}, {P: DPA})`` for
+    :func:`compare_median_certificates`. A P found in several tables must have the same
+    medians there (else ``ValueError``: the runs are not pieces of one setting)."""
+    ensemble: dict[int, float] = {}
+    dpa: dict[int, float] = {}
+    for table in tables:
+        for key, pair in table.items():
+            P = int(key)
+            try:
+                e, d = (float(v) for v in pair)
+            except (TypeError, ValueError):
+                raise ValueError(f"the medians for P = {key} must be a pair of numbers, got "
+                                 f"{pair!r}") from None
+            if P in ensemble and (ensemble[P], dpa[P]) != (e, d):
+                raise ValueError(f"two runs disagree on the medians at P = {P}: "
+                                 f"{(ensemble[P], dpa[P])} vs {(e, d)}")
+            ensemble[P], dpa[P] = e, d
+    return ensemble, dpa
 
 
 @dataclass(frozen=True)

@@ -264,7 +264,13 @@ class BranchAndBound:
         """Certification threshold of a domain with these split betas (see the module
         docstring): ``max(margin_tolerance, roundoff * (1 + sum |beta|))``."""
         total = sum(abs(b) for layer in (betas or []) for b in layer)
-        return max(self.margin_tolerance, self.roundoff * (1.0 + total))
+        return float(self._threshold_of_beta_sum(torch.tensor(total, dtype=torch.float64)))
+
+    def _threshold_of_beta_sum(self, total: torch.Tensor) -> torch.Tensor:
+        """``max(margin_tolerance, roundoff * (1 + total))`` elementwise, ``total`` the sum
+        of a domain's ``|beta|`` (any shape): the one formula :meth:`threshold` and the
+        stop criterion share."""
+        return torch.clamp(self.roundoff * (1.0 + total), min=self.margin_tolerance)
 
     def _acquire_net(self) -> None:
         """Take the float64 twin's BoundedModule from the cache (rebuilt if the model
@@ -303,8 +309,7 @@ class BranchAndBound:
                     beta = getattr(m, "sparse_beta", None)
                     if isinstance(beta, torch.Tensor) and beta.shape[0] == batch:
                         total = total + beta.detach().abs().sum(dim=1)
-                threshold = torch.clamp(self.roundoff * (1.0 + total),
-                                        min=self.margin_tolerance)
+                threshold = self._threshold_of_beta_sum(total)
             return (lb.detach().min(dim=1).values > threshold).unsqueeze(1)
 
         return stop
