@@ -825,8 +825,9 @@ glue("ch12_paper_scale_reading", Markdown(" ".join(reading)), display=False)
 # GCN alone with the sparse noises of the fidelity question (`smoothings` chooses which
 # smoothed models a run trains), about two hours of one core;
 # `sweeps/12_paper_scale_appnp_cpu.yaml` and `sweeps/12_paper_scale_gat_cpu.yaml` are APPNP
-# and the GAT with each sparse noise (under an hour of one core per noise); `sweeps/12_paper_scale.yaml` runs all three GNNs with all four
-# smoothings (4-5 CPU-hours per GNN: a GPU or a cluster), each with
+# and the GAT with each sparse noise (under an hour of one core per noise);
+# `sweeps/12_paper_scale.yaml` runs all three GNNs with all four smoothings (4-5 CPU-hours
+# per GNN: a GPU or a cluster), each with
 # `python -m certlab.sweep SPEC --out results/paper/12_smoothing_node_classification`. A
 # single run by hand (a GPU is recommended; the CPU run takes hours):
 #

@@ -391,8 +391,9 @@ def test_merge_median_tables_of_a_sweeps_pieces():
         10: pytest.approx(100 * (44.5 - 281) / 281)}
     with pytest.raises(ValueError, match="disagree on the medians at P = 10"):
         merge_median_tables([{"10": [44.5, 4.0]}, {"10": [45.0, 4.0]}])
-    with pytest.raises(ValueError, match="pair of numbers"):
-        merge_median_tables([{"10": [44.5]}])
+    for bad in ({"10": [44.5]}, {"ten": [44.5, 4.0]}, {"10": "45"}):
+        with pytest.raises(ValueError, match="a whole number of parts and a pair of medians"):
+            merge_median_tables([bad])
 
 
 def test_pca_feature_map():
