@@ -485,7 +485,8 @@ if found:
     (setting, convention), value = closest_reading("sparse", PAPER_REPORTED["sparse"])
     missing = [k for k in ("sparse attributes", "sparse structure") if k not in found]
     text = (f"At paper scale ({dense_name.upper()}), the closest of our readings to the paper's "
-            f"{PAPER_REPORTED['sparse']} is the {setting} noise counted {convention} "
+            f"{PAPER_REPORTED['sparse']} is the {setting.removesuffix('s')} noise counted "
+            f"{convention} "
             f"({value:.2f}"
             + (", far from it" if abs(value - PAPER_REPORTED["sparse"]) > FAR else "")
             + (f"; the {' and '.join(missing)} run is not stored yet" if missing else "")

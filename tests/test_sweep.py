@@ -208,7 +208,7 @@ def test_specs_sharing_an_output_folder_keep_their_own_summaries(toy, tmp_path):
     assert not (out / "sweep.json").exists()
 
 
-SLOW = textwrap.dedent(''''\
+SLOW = textwrap.dedent('''\
     # %% tags=["parameters"]
     x = 1
     pid_dir = "."
