@@ -786,7 +786,7 @@ reading = [f"Deletions certify larger average radii than additions in "
 if both_noises:
     larger = [m for m in both_noises
               if paper_rd[f"attributes {m}"] > paper_rd[f"structure {m}"]]
-    reading.append(f"The sparse attribute noise certifies a larger average max $r_d$ than "
+    reading.append(f"The sparse attribute noise certifies a larger average max rd than "
                    f"the structure noise for {len(larger)} of the {len(both_noises)} models "
                    f"stored with both ({', '.join(both_noises)}).")
 glue("ch12_paper_scale_reading", Markdown(" ".join(reading)), display=False)
