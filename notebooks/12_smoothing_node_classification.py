@@ -91,7 +91,8 @@ from certlab.graphs.training import (evaluate_node_classifier,
                                      train_node_classifier)
 from certlab.smoothing.certificate import max_certified_radius
 from certlab.smoothing.joint import BinaryBlock, certify_joint
-from certlab.smoothing.monte_carlo import smooth_nodes, smoothing_bounds
+from certlab.smoothing.monte_carlo import (largest_certifiable_radius, smooth_nodes,
+                                           smoothing_bounds, unanimous_bounds)
 from certlab.smoothing.sampling import SparseNoise
 from certlab.graphs.models import NODE_MODELS
 from certlab.plotting import use_book_style
@@ -329,15 +330,14 @@ for label, kind, noise in compared_runs:
 # gap between the two noises opens up once the bounds can approach one.
 
 # %%
-cap = smoothing_bounds(np.array([[n0] + [0] * (n_classes - 1)]),
-                       np.array([[n] + [0] * (n_classes - 1)]), alpha, n0=n0, n=n)
+# the best bounds (and radii) that n samples give: an input whose every vote agrees
+dense_best_rd = largest_certifiable_radius(n0, n, alpha, n_classes, dense_noise.p_plus,
+                                           dense_noise.p_minus)
 glue("ch12_n", n, display=False)
 glue("ch12_n_classes", n_classes, display=False)
-glue("ch12_p_cap", float(cap.p_lower[0]), display=False)
+glue("ch12_p_cap", float(unanimous_bounds(n0, n, alpha, n_classes).p_lower[0]), display=False)
 glue("ch12_dense_p", dense_p, display=False)
-glue("ch12_dense_best_rd", int(max(max_certified_radius(
-    cap.p_lower, dense_noise.p_plus, dense_noise.p_minus, kind="rd")[0], 0)),
-    display=False)
+glue("ch12_dense_best_rd", max(dense_best_rd, 0), display=False)
 paper_n = 100_000
 scale = max(paper_n // n, 1)
 projected = {}
@@ -430,14 +430,8 @@ for setting in ("sparse attributes", "sparse structure", "non-sparse attributes"
     fidelity_rows.append(row)
 fidelity_table = pd.DataFrame(fidelity_rows)
 # what n = 100000 allows at all: the largest r_d that a node with unanimous votes certifies
-paper_cap = smoothing_bounds(np.array([[1000] + [0] * (n_classes - 1)]),
-                             np.array([[100_000] + [0] * (n_classes - 1)]), alpha,
-                             n0=1000, n=100_000)
-
-
 def largest_rd_at_paper_n(p_plus, p_minus):
-    return int(max_certified_radius(paper_cap.p_lower, p_plus, p_minus, kind="rd",
-                                    p_upper=paper_cap.certificate_p_upper)[0])
+    return largest_certifiable_radius(1000, 100_000, alpha, n_classes, p_plus, p_minus)
 
 
 cap_rows = [("sparse attributes", attr_noise.p_plus, attr_noise.p_minus),
@@ -456,7 +450,7 @@ for _, values in fidelity_runs[1:]:
 FAR = 1.0  # a reading more than one radius from the paper's number is "far from it"
 verdict = [
     f"At n = 100000 a node whose every vote agrees gets the lower bound "
-    f"{float(paper_cap.p_lower[0]):.5f} on its top-class probability, and with the book's "
+    f"{float(unanimous_bounds(1000, 100_000, alpha, n_classes).p_lower[0]):.5f} on its top-class probability, and with the book's "
     f"non-sparse noise (p+ = p- = {dense_p}) that certifies at most rd = {dense_cap} "
     "(the table below). "
     + (f"An *average* of 1.75 true radii is therefore impossible with this noise: the "
@@ -615,11 +609,8 @@ key = KeyResults("12_smoothing_node_classification")
 key.exact(f"{dataset}: nodes, edges, attribute ones, classes",
           [n_nodes, graph.adj.nnz // 2, graph.attr.nnz, n_classes])
 key.exact("split: train, validation, test nodes", [idx_train.size, idx_val.size, idx_test.size])
-best_possible = smoothing_bounds(np.array([[n0] + [0] * (n_classes - 1)]),
-                                 np.array([[n] + [0] * (n_classes - 1)]), alpha, n0=n0, n=n)
 key.exact(f"non-sparse noise: largest rd certifiable with n = {n} (all votes agree)",
-          max_certified_radius(best_possible.p_lower, dense_noise.p_plus, dense_noise.p_minus,
-                               kind="rd")[0])
+          dense_best_rd)
 for (kind, name), row in summary.iterrows():
     for column in ("smoothed acc", "avg max rd", "avg max ra", "abstain"):
         key.measured(f"{kind} {name}: {column}", row[column])

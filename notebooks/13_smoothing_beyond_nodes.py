@@ -75,7 +75,8 @@ from certlab.graphs.training import (evaluate_graph_classifier,
 from certlab.smoothing.certificate import max_certified_radius
 from certlab.smoothing.image import (BinaryMNISTCNN, binarize_images,
                                      train_image_classifier)
-from certlab.smoothing.monte_carlo import smooth_graphs, smooth_images, smoothing_bounds
+from certlab.smoothing.monte_carlo import (largest_certifiable_radius, smooth_graphs,
+                                           smooth_images, unanimous_bounds)
 from certlab.smoothing.sampling import SparseNoise, sample_attribute_noise
 from certlab.plotting import use_book_style
 from certlab.utils import seed_everything
@@ -337,7 +338,7 @@ key.report()
 
 # %% tags=["hide-input"]
 glue("ch13_n", n, display=False)
-glue("ch13_p_cap", (alpha / 10) ** (1 / n), display=False)
+glue("ch13_p_cap", float(unanimous_bounds(n0, n, alpha, 10).p_lower[0]), display=False)
 cap = f"n = {n} vs the paper's 100000 caps p_A"
 why_graph = f"{cap}; {len(test_set)} test molecules, GIN trained {gin_epochs} epochs"
 why = f"{cap}; {mnist_train_images} MNIST training images"
@@ -398,10 +399,8 @@ comparison_table.style.hide(axis="index")
 def unanimous_cap(p):
     """(largest rd, largest ra) that a stored run's n0, n, alpha and structure noise can
     certify for a molecule whose every vote agrees (two classes)."""
-    bounds = smoothing_bounds(np.array([[p["n0"], 0]]), np.array([[p["n"], 0]]), p["alpha"],
-                              n0=p["n0"], n=p["n"])
-    return tuple(int(max_certified_radius(bounds.p_lower, p["graph_p_plus"], p["graph_p_minus"],
-                                          kind=kind, p_upper=bounds.certificate_p_upper)[0])
+    return tuple(largest_certifiable_radius(p["n0"], p["n"], p["alpha"], 2, p["graph_p_plus"],
+                                            p["graph_p_minus"], kind=kind)
                  for kind in ("rd", "ra"))
 
 

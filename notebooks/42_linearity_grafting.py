@@ -71,6 +71,7 @@ n_test = 500  # test images for SA and RA (paper: 10000)
 attack_steps = 20  # PGD steps for RA (paper: 100)
 attack_restarts = 1  # PGD restarts for RA (paper: 100)
 n_verify = 12  # test images for UNR, VA and time (paper: first 1000)
+verify_start = 0  # first of them (a long run splits into slices, merged when stored)
 max_domains = 20  # BaB sub-problems per image (0: no limit; the paper: a 300 s time-out)
 timeout = 60.0  # wall-clock safety limit per image (s; paper: 300)
 fractions = [0.3, 0.5, 0.8]  # grafting ratios of Table 1
@@ -106,10 +107,11 @@ from certlab.chapters import paper_scale_command
 from certlab.checks import KeyResults
 from certlab.plotting import use_book_style
 from certlab.provenance import describe_hardware
-from certlab.records import save_record, stored_runs
+from certlab.records import consecutive_slices, group_runs, save_record, stored_runs
 from certlab.utils import seed_everything
 from certlab.verification import grafting, models, training
-from certlab.verification.grafting import evaluate_certification, graft
+from certlab.verification.grafting import (CertificationReport, evaluate_certification, graft,
+                                           module_digest)
 
 use_book_style()
 seed_everything(seed, threads=1)
@@ -299,7 +301,8 @@ for name, criterion, fraction in variants + [(n, c, 0.5) for n, c in ablation]:
     # the ablation rows report CROWN-verified accuracy only (time budget, see the text)
     in_table_1 = name in [v[0] for v in variants]
     reports[name] = evaluate_certification(
-        model, x_test, y_test, eps, n_verify=n_verify, timeout=timeout,
+        model, x_test, y_test, eps, n_verify=n_verify, verify_start=verify_start,
+        timeout=timeout,
         max_domains=max_domains or None,
         attack_steps=attack_steps, attack_restarts=attack_restarts, seed=seed,
         verify_method="bab" if in_table_1 else None)
@@ -675,26 +678,72 @@ headline = {record_key(name, q): float(get(reports[name]))
             for name in compared if name in reports
             for q, (_, get) in quantities.items()
             if np.isfinite(get(reports[name]))}
-save_record({"headline": headline})
+# the per-image results too, so that runs over other slices of the test images
+# (verify_start) merge with this one into one larger run (CertificationReport.merge)
+save_record({"headline": headline,
+             "per_image": {name: reports[name].to_record(module_digest(grafted_models[name]))
+                           for name in compared if name in reports}})
 paper_command = paper_scale_command("42_linearity_grafting")  # from certlab.chapters
 glue("ch42_paper_command", Markdown(f"```bash\n{paper_command}\n```"), display=False)
-stored = stored_runs("42_linearity_grafting")
+
+
+def merge_slices(runs):
+    """Stored runs of one setting that verified consecutive slices of the test images
+    (`verify_start`), merged into one run; other runs as they are. The merge
+    (`CertificationReport.merge`) refuses pieces of different models."""
+    merged = []
+    for setting in group_runs(runs, vary=("verify_start", "n_verify")):
+        for group in consecutive_slices(setting, "verify_start", "n_verify"):
+            if len(group) == 1 or not all("per_image" in run["values"] for run in group):
+                merged += group
+            else:
+                merged.append(merged_run(group))
+    return merged
+
+
+def merged_run(group):
+    """One run from the records of consecutive slices (sorted by `verify_start`)."""
+    joined = {name: CertificationReport.merge([run["values"]["per_image"][name]
+                                               for run in group])
+              for name in compared}
+    return {
+        "run": " + ".join(run["run"] for run in group),
+        "parameters": {**group[0]["parameters"],
+                       "n_verify": sum(run["parameters"]["n_verify"] for run in group)},
+        "values": {"headline": {record_key(name, q): float(get(report))
+                                for name, report in joined.items()
+                                for q, (_, get) in quantities.items()
+                                if np.isfinite(get(report))}},
+        "provenance": {
+            **group[0]["provenance"],
+            "commit": ", ".join(dict.fromkeys(run["provenance"]["commit"] for run in group)),
+            "wall_time_s": sum(run["provenance"]["wall_time_s"] for run in group)},
+        "pieces": len(group)}
+
+
+stored = merge_slices(stored_runs("42_linearity_grafting"))
 
 
 def run_scale(parameters):
     """' (small_cnn, 28x28, 100 images, 30 s)': the setting a stored run ran at."""
+    start, count = parameters["verify_start"], parameters["n_verify"]
+    images = (f"{count} images" if start == 0 else
+              f"test images {start}-{start + count - 1}")
     return (f" ({parameters['architecture']}, {parameters['image_size']}x"
-            f"{parameters['image_size']}, {parameters['n_verify']} images, "
-            f"{parameters['timeout']:g} s)")
+            f"{parameters['image_size']}, {images}, {parameters['timeout']:g} s)")
 
 
 def describe_stored(run):
     """One sentence: a stored run's setting, hardware and wall time (from its provenance)."""
     prov, par = run["provenance"], run["parameters"]
+    pieces = (f"{run['pieces']} slices of the test images run separately and merged, "
+              if run.get("pieces") else "")
     return (f"`{run['run']}`{run_scale(par)}: {par['epochs']} epochs on {par['n_train']} "
-            f"images; commit {prov['commit'][:7]}, "
+            f"images; {pieces}commit "
+            f"{', '.join(commit[:7] for commit in prov['commit'].split(', '))}, "
             f"{describe_hardware(prov['hardware'], short=True)}, "
-            f"{prov['wall_time_s'] / 3600:.1f} h")
+            f"{prov['wall_time_s'] / 3600:.1f} h"
+            + (" (the slices' wall times added)" if run.get("pieces") else ""))
 
 
 def stored_value(run, name, quantity):
@@ -795,8 +844,13 @@ pd.DataFrame(comparison_rows).style.hide(axis="index")
 # two verified images); it is not part of CI because ConvBig's bounds take about ten minutes
 # there. The larger CPU setting is `sweeps/42_cpu_scale.yaml`: the small CNN (conv 16-32
 # stride 2, 100 hidden units) on full-resolution 28x28 MNIST, 20 epochs on 20000 images, the
-# first 40 test images verified with a 30 s time-out and no sub-problem budget (100 images
-# would need about 3-4 hours of one core, more than one working session here: each of the
-# eight verified models costs 11-30 s per image that CROWN cannot prove).
+# first 40 test images verified with a 30 s time-out and no sub-problem budget. 100 images
+# at 60 s need about 3-4 hours of one core (each of the eight verified models costs 11-60 s
+# per image that CROWN cannot prove), so `sweeps/42_cpu_scale_100.yaml` splits them into four
+# slices of 25 (`verify_start` = 0, 25, 50, 75), one sweep point each: every slice trains the
+# same model and verifies its own images, stores its per-image results, and this chapter
+# merges the stored slices of one setting into one run (`CertificationReport.merge` refuses
+# slices whose models differ, by a digest of the weights, or that overlap; slices not yet
+# joined by their neighbours are shown on their own).
 #
 # {glue:md}`ch42_stored_runs`

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import json
 
 import numpy as np
 import pytest
@@ -12,7 +13,8 @@ from torch import nn
 
 from certlab.verification.attacks import clean_accuracy, robust_accuracy
 from certlab.verification.grafted import GraftedReLU
-from certlab.verification.grafting import (PAPER_GAMMAS, GraftingScores,
+from certlab.verification.grafting import (PAPER_GAMMAS, CertificationReport, GraftingScores,
+                                           module_digest,
                                            crown_margin_lower_bounds, evaluate_certification,
                                            graft, instability_counts, rank_normalize,
                                            select_neurons, significance_scores, stage_sizes)
@@ -461,3 +463,40 @@ def test_evaluate_certification_with_a_deterministic_budget():
     with pytest.raises(ValueError, match="max_domains"):
         evaluate_certification(model, x[:5], y[:5], eps, n_verify=2, timeout=None,
                                max_domains=-1)
+
+
+def test_split_evaluation_merges_to_the_whole():
+    """Verifying images 0-4 and 5-11 in two pieces and merging their records gives the
+    statuses, VA, UNR, SA and RA of one evaluation of images 0-11 (deterministic budget)."""
+    model, x, y = _loose_toy()
+    eps = 0.08
+    kw = dict(timeout=None, max_domains=300, attack_steps=20, verify_method="bab")
+    whole = evaluate_certification(model, x, y, eps, n_verify=12, **kw)
+    first = evaluate_certification(model, x, y, eps, n_verify=5, **kw)
+    second = evaluate_certification(model, x, y, eps, n_verify=7, verify_start=5, **kw)
+    digest = module_digest(model)
+    merged = CertificationReport.merge([second.to_record(digest), first.to_record(digest)])
+    assert merged.statuses == whole.statuses and merged.stages == whole.stages
+    assert merged.va == whole.va and (merged.sa, merged.ra) == (whole.sa, whole.ra)
+    assert merged.unr == pytest.approx(whole.unr, rel=1e-12)
+    assert merged.verify_start == 0 and second.verify_start == 5
+    assert json.loads(json.dumps(first.to_record(digest))) == first.to_record(digest)
+    # pieces that do not fit together are refused
+    with pytest.raises(ValueError, match="not consecutive"):
+        CertificationReport.merge([first.to_record(digest), first.to_record(digest)])
+    other = {**second.to_record(digest), "model_digest": "0" * 16}
+    with pytest.raises(ValueError, match="model_digest"):
+        CertificationReport.merge([first.to_record(digest), other])
+    with pytest.raises(ValueError, match="missing"):
+        CertificationReport.merge([{"unr": 0.1}])
+    with pytest.raises(ValueError, match="verify_start"):
+        evaluate_certification(model, x, y, eps, n_verify=7, verify_start=len(x) - 6, **kw)
+
+
+def test_module_digest_tells_models_apart():
+    model, _, _ = _loose_toy()
+    twin = copy.deepcopy(model)
+    assert module_digest(twin) == module_digest(model)
+    with torch.no_grad():
+        next(twin.parameters()).view(-1)[0] += 1e-7
+    assert module_digest(twin) != module_digest(model)

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from certlab.parameters import validate_chapter_parameters
+from certlab.parameters import complete_stored_parameters, validate_chapter_parameters
 from certlab.records import PAPER_RESULTS, stored_runs
 from test_book_bibliography import _extension  # loads book/_ext/certlab_book.py once
 
@@ -33,7 +33,7 @@ def test_stored_run_is_complete_with_provenance(run_dir):
     assert Path(record["chapter"]).stem == chapter
     assert (ROOT / "notebooks" / f"{chapter}.py").is_file()
     assert record["values"], "a stored run without values"
-    validate_chapter_parameters(chapter, dict(record["parameters"]))
+    validate_chapter_parameters(chapter, complete_stored_parameters(chapter, record["parameters"]))
     for field in ("command", "commit", "wall_time_s"):
         assert prov.get(field) not in (None, ""), f"provenance lacks {field}"
     assert any(k in prov for k in ("hardware", "machine", "platform")), sorted(prov)

@@ -4,7 +4,8 @@ import pytest
 
 from certlab.chapters import existing_chapters
 from certlab.parameters import (COLLECTIVE_ARCHITECTURES, SCHEMAS, ParameterError,
-                                validate_chapter_parameters, validate_parameters)
+                                complete_stored_parameters, validate_chapter_parameters,
+                                validate_parameters)
 from certlab.run import chapter_defaults, _read
 
 CHAPTERS = {c.stem: c for c in existing_chapters()}
@@ -27,6 +28,24 @@ def test_schema_lists_the_parameters_cell_names_and_defaults_validate(stem):
     defaults = chapter_defaults(CHAPTERS[stem].path)
     assert list(defaults) == list(SCHEMAS[stem].params), "same names, same order"
     validate_parameters(stem, defaults, base_dir=CHAPTERS[stem].path.parent)
+
+
+@pytest.mark.parametrize("stem", sorted(s for s in SCHEMAS if SCHEMAS[s].added_later))
+def test_parameters_added_later_default_to_what_older_runs_used(stem):
+    """A parameter added after runs were stored fills those runs in with the value they used;
+    that must be a valid value and the chapter's default (so a sweep spec that does not name
+    it plans the same points as before and resumes from the old records)."""
+    schema, defaults = SCHEMAS[stem], _defaults(stem)
+    for name, value in schema.added_later.items():
+        assert name in schema.params
+        assert schema.params[name].check(name, value) == value
+        assert defaults[name] == value
+    old = {k: v for k, v in defaults.items() if k not in schema.added_later}
+    assert complete_stored_parameters(stem, old) == defaults
+    assert complete_stored_parameters(stem, defaults) == defaults
+    assert complete_stored_parameters("no_such_chapter", old) == old
+    with pytest.raises(TypeError, match="mapping"):
+        complete_stored_parameters(stem, [1])
 
 
 @pytest.mark.parametrize("stem", sorted(SCHEMAS))
@@ -98,7 +117,9 @@ def _defaults(stem):
     ("41_bounds_and_bab", {"hidden": []}, "'hidden' must be a list of at least 1"),
     ("42_linearity_grafting", {"architecture": "convbig"}, "convbig architecture needs image"),
     ("42_linearity_grafting", {"image_size": 14.0}, "'image_size' must be one of 7, 14, 28"),
-    ("42_linearity_grafting", {"n_verify": 501}, "need n_verify <= n_test"),
+    ("42_linearity_grafting", {"n_verify": 501}, r"need verify_start \+ n_verify <= n_test"),
+    ("42_linearity_grafting", {"verify_start": 490}, r"need verify_start \+ n_verify <= n_test"),
+    ("42_linearity_grafting", {"verify_start": -1}, "verify_start"),
     ("42_linearity_grafting", {"n_test": 9950}, "must not exceed the 10000 MNIST test images"),
     ("42_linearity_grafting", {"fractions": [0.3]}, "fractions must contain 0.3, 0.5 and 0.8"),
     ("42_linearity_grafting", {"fractions": [0.5]}, "fractions must contain 0.3, 0.5 and 0.8"),

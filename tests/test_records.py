@@ -4,14 +4,15 @@ import json
 
 import pytest
 
-from certlab.records import group_runs, stored_runs, stored_value_text
+from certlab.records import consecutive_slices, group_runs, stored_runs, stored_value_text
 
 
-def _write_run(folder, name, values, prov=True):
+def _write_run(folder, name, values, prov=True, parameters=None):
     run = folder / name
     run.mkdir(parents=True)
     (run / "record.json").write_text(json.dumps(
-        {"chapter": "x", "parameters": {"seed": 1}, "lib_hash": "h", "values": values}))
+        {"chapter": "x", "parameters": {"seed": 1} if parameters is None else parameters,
+         "lib_hash": "h", "values": values}))
     if prov:
         (run / "provenance.json").write_text(json.dumps({"commit": "abc", "wall_time_s": 2.0}))
     return run
@@ -55,6 +56,10 @@ def test_stored_value_text_formats_nested_values_and_several_runs(tmp_path):
     _write_run(base, "gat", {"rd": 3.0})
     assert stored_value_text("12_ch", "rd", ".1f", tmp_path) == "gat: 3.0; gcn: 5.4"
     assert stored_value_text("99_none", "rd", root=tmp_path) == "not run yet"
+    _write_run(base, "sage", {"rd": 5.4, "same": True})
+    assert stored_value_text("12_ch", "rd", ".1f", tmp_path) == \
+        "gat: 3.0; gcn: 5.4; sage: 5.4"
+    assert stored_value_text("12_ch", "same", root=tmp_path) == "yes (all 2 stored runs)"
 
 
 def test_group_runs_by_all_parameters_but_one():
@@ -66,3 +71,44 @@ def test_group_runs_by_all_parameters_but_one():
     assert group_runs([], vary="n_parts") == []
     with pytest.raises(ValueError, match="vary must name a parameter"):
         group_runs(runs, vary="")
+    with pytest.raises(ValueError, match="vary must name a parameter"):
+        group_runs(runs, vary=("n_parts", ""))
+    with pytest.raises(ValueError, match="vary must name a parameter"):
+        group_runs(runs, vary=["n_parts"])
+
+
+def test_group_runs_by_all_parameters_but_several():
+    runs = [{"run": name, "parameters": params} for name, params in (
+        ("a", {"verify_start": 0, "n_verify": 25, "timeout": 60}),
+        ("b", {"verify_start": 25, "n_verify": 75, "timeout": 60}),
+        ("c", {"verify_start": 0, "n_verify": 40, "timeout": 30}))]
+    groups = group_runs(runs, vary=("verify_start", "n_verify"))
+    assert [[r["run"] for r in g] for g in groups] == [["a", "b"], ["c"]]
+    assert [[r["run"] for r in g] for g in group_runs(runs, vary=("verify_start",))] == \
+        [["a"], ["b"], ["c"]]
+
+
+def test_stored_runs_fill_in_parameters_added_later(tmp_path, monkeypatch):
+    """A run stored before its chapter gained a parameter reads back with the value it used
+    (ChapterSchema.added_later); a value the record holds is kept."""
+    from certlab import parameters
+
+    schema = parameters.SCHEMAS["42_linearity_grafting"]
+    monkeypatch.setitem(parameters.SCHEMAS, "42_fake", schema)
+    base = tmp_path / "results" / "paper" / "42_fake"
+    _write_run(base, "old", {"va": 1.0}, parameters={"n_verify": 40})
+    _write_run(base, "new", {"va": 1.0}, parameters={"n_verify": 25, "verify_start": 25})
+    runs = {run["run"]: run["parameters"] for run in stored_runs("42_fake", tmp_path)}
+    assert runs == {"old": {"n_verify": 40, "verify_start": 0},
+                    "new": {"n_verify": 25, "verify_start": 25}}
+    assert schema.added_later == {"verify_start": 0}
+
+
+def test_consecutive_slices_chain_the_runs_that_can_merge():
+    runs = [{"run": name, "parameters": {"verify_start": a, "n_verify": n}} for name, a, n in (
+        ("c", 50, 25), ("a", 0, 25), ("e", 0, 10), ("b", 25, 25), ("d", 80, 20))]
+    chains = consecutive_slices(runs, "verify_start", "n_verify")
+    assert [[r["run"] for r in chain] for chain in chains] == [["e"], ["a", "b", "c"], ["d"]]
+    assert consecutive_slices([], "verify_start", "n_verify") == []
+    with pytest.raises(ValueError, match="must name parameters"):
+        consecutive_slices(runs, "", "n_verify")

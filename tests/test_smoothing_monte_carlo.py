@@ -12,14 +12,18 @@ import torch
 from torch import nn
 from torch_geometric.data import Data
 
+from certlab.smoothing.certificate import max_certified_radius
 from certlab.smoothing.monte_carlo import (
     SmoothingResult,
+    largest_certifiable_radius,
     sample_votes,
     smooth_graphs,
     smooth_images,
     smooth_nodes,
     smoothing_bounds,
+    unanimous_bounds,
 )
+from certlab.smoothing.reference import certify_grid_reference
 from certlab.smoothing.sampling import SparseNoise
 from certlab.stats import clopper_pearson_interval, clopper_pearson_lower, clopper_pearson_upper
 
@@ -323,3 +327,57 @@ def test_smoothing_bounds_on_empty_counts_names_the_problem():
         smoothing_bounds(np.zeros((3, 2), dtype=int), np.ones((3, 2), dtype=int), 0.01)
     with pytest.raises(ValueError, match="counts_estimation holds no votes"):
         smoothing_bounds(np.ones((3, 2), dtype=int), np.zeros((3, 2), dtype=int), 0.01)
+
+
+# ---------------------------------------------------------------------------------------------
+# the cap that the sample size puts on every certificate
+# ---------------------------------------------------------------------------------------------
+@pytest.mark.parametrize("n_classes", [2, 3, 10])
+def test_unanimous_bounds_closed_form(n_classes):
+    """All n votes for one class: Clopper-Pearson gives p_lower = alpha_b ** (1 / n) in closed
+    form (alpha_b = alpha, or alpha / C with Bonferroni), p_upper = 1 - p_lower."""
+    n, alpha = 5000, 0.01
+    alpha_b = alpha if n_classes == 2 else alpha / n_classes
+    bounds = unanimous_bounds(100, n, alpha, n_classes)
+    assert bounds.predicted.tolist() == [0] and not bounds.abstain[0]
+    assert bounds.p_lower[0] == pytest.approx(alpha_b ** (1 / n), rel=1e-12)
+    assert bounds.p_upper[0] == pytest.approx(1 - alpha_b ** (1 / n), rel=1e-9)
+    assert bounds.alpha_per_bound == pytest.approx(alpha_b)
+
+
+@pytest.mark.parametrize("n_classes, p_plus, p_minus", [(2, 0.01, 0.65), (2, 0.1, 0.1),
+                                                        (5, 0.01, 0.6)])
+def test_largest_certifiable_radius_against_high_precision(n_classes, p_plus, p_minus):
+    """The cap is certified and the next radius is not, by the 1000-bit reference grid."""
+    n0, n, alpha = 100, 2000, 0.01
+    bounds = unanimous_bounds(n0, n, alpha, n_classes)
+    rd = largest_certifiable_radius(n0, n, alpha, n_classes, p_plus, p_minus, kind="rd")
+    ra = largest_certifiable_radius(n0, n, alpha, n_classes, p_plus, p_minus, kind="ra")
+    assert rd >= 1
+    grid = certify_grid_reference(bounds.p_lower, p_plus, p_minus, ra + 1, rd + 1,
+                                  p_upper=bounds.certificate_p_upper)[0]
+    assert grid[0, rd] and not grid[0, rd + 1]
+    assert grid[ra, 0] and not grid[ra + 1, 0]
+
+
+def test_largest_certifiable_radius_caps_every_vote():
+    """No vote split certifies more than the unanimous one (binary, n = 1000, every count)."""
+    n0, n, alpha, p_plus, p_minus = 10, 1000, 0.05, 0.01, 0.6
+    cap = largest_certifiable_radius(n0, n, alpha, 2, p_plus, p_minus)
+    counts = np.arange(n + 1)
+    estimation = np.stack([counts, n - counts], axis=1)
+    selection = np.tile([n0, 0], (n + 1, 1))
+    bounds = smoothing_bounds(selection, estimation, alpha)
+    radii = max_certified_radius(bounds.p_lower, p_plus, p_minus, kind="rd")
+    assert radii.max() == cap and radii[-1] == cap
+
+
+def test_largest_certifiable_radius_bad_input():
+    with pytest.raises(ValueError, match="n_classes must be at least 2"):
+        largest_certifiable_radius(10, 100, 0.01, 1, 0.01, 0.6)
+    with pytest.raises(ValueError, match="kind must be"):
+        largest_certifiable_radius(10, 100, 0.01, 2, 0.01, 0.6, kind="grid")
+    with pytest.raises(ValueError, match="must not exceed n"):
+        largest_certifiable_radius(1000, 100, 0.01, 2, 0.01, 0.6)
+    with pytest.raises(ValueError, match="alpha"):
+        unanimous_bounds(10, 100, 1.5, 2)

@@ -167,6 +167,22 @@ def test_resume_needs_same_parameters_and_library(toy, tmp_path):
     assert not is_done(tmp_path / "out", point, "abc")
 
 
+def test_a_record_older_than_a_parameter_still_counts_as_done(tmp_path):
+    """Chapter 42 gained ``verify_start`` after its CPU-scale run was stored: the stored
+    record (without it) still matches the spec's point, which uses the default 0; a record
+    of another slice does not."""
+    root = Path(__file__).resolve().parents[1]
+    out = root / "results" / "paper" / "42_linearity_grafting"
+    (point,) = plan(load_spec(root / "sweeps" / "42_cpu_scale.yaml"))
+    stored = json.loads((out / point.id / "record.json").read_text())
+    assert "verify_start" not in stored["parameters"] and point.parameters["verify_start"] == 0
+    assert is_done(out, point, None)
+    stored["parameters"]["verify_start"] = 25
+    (tmp_path / point.id).mkdir()
+    (tmp_path / point.id / "record.json").write_text(json.dumps(stored))
+    assert not is_done(tmp_path, point, None)
+
+
 def test_keep_stored_skips_a_point_an_older_library_wrote(toy, tmp_path, capsys):
     """--keep-stored: same parameters suffice (no cluster starts when nothing is left);
     other parameters still run."""

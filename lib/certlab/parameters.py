@@ -23,7 +23,7 @@ from __future__ import annotations
 import os
 import re
 from collections.abc import Callable, Mapping, MutableMapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -33,7 +33,8 @@ from .utils import check_probability
 
 __all__ = ["ParameterError", "Param", "Int", "Float", "Probability", "Str", "Choice", "Bool",
            "IntList", "FloatList", "ProbabilityList", "StrList", "Device", "Folder", "Rule",
-           "ChapterSchema", "SCHEMAS", "schema_for", "validate_parameters",
+           "ChapterSchema", "SCHEMAS", "schema_for", "complete_stored_parameters",
+           "validate_parameters",
            "validate_chapter_parameters"]
 
 
@@ -296,10 +297,18 @@ class Rule:
 
 @dataclass(frozen=True)
 class ChapterSchema:
-    """The parameters of one chapter: ``name -> Param`` and cross-parameter rules."""
+    """The parameters of one chapter: ``name -> Param`` and cross-parameter rules.
+
+    ``added_later``: parameters added after runs of the chapter were stored, each with the
+    value those runs used without naming it (the chapter then behaved as with that value).
+    :func:`complete_stored_parameters` fills them into a stored run's parameters, so that old
+    records still validate, still count as done for a sweep's resume, and merge with new
+    runs. A test checks that every such value validates and is the chapter's default.
+    """
 
     params: Mapping[str, Param]
     rules: tuple[Rule, ...] = ()
+    added_later: Mapping[str, Any] = field(default_factory=dict)
 
     def validate(self, values: Mapping[str, Any], *, stem: str = "chapter",
                  resolve_device: bool = False, base_dir: str | os.PathLike | None = None,
@@ -443,13 +452,15 @@ SCHEMAS: dict[str, ChapterSchema] = {
          "eps": Float(0, 1, open_low=True, open_high=True), "n_significance": Int(1),
          "n_instability": Int(1), "n_test": Int(1), "attack_steps": Int(0),
          "attack_restarts": Int(1), "n_verify": Int(1),
+         "verify_start": Int(0, help="first verified test image (a run split into slices)"),
          "max_domains": Int(0, help="BaB sub-problems per image (0: no limit)"),
          "timeout": Float(0, open_low=True), "fractions": ProbabilityList(1),
          "device": _DEV, "seed": _SEED},
         (Rule(lambda v: v["architecture"] != "convbig" or v["image_size"] == 28,
               "the convbig architecture needs image_size = 28, got {image_size}"),
-         Rule(lambda v: v["n_verify"] <= v["n_test"],
-              "need n_verify <= n_test, got n_verify={n_verify}, n_test={n_test}"),
+         Rule(lambda v: v["verify_start"] + v["n_verify"] <= v["n_test"],
+              "need verify_start + n_verify <= n_test, got verify_start={verify_start}, "
+              "n_verify={n_verify}, n_test={n_test}"),
          Rule(lambda v: v["n_significance"] <= v["n_train"],
               "need n_significance <= n_train, got n_significance={n_significance}, "
               "n_train={n_train}"),
@@ -458,7 +469,8 @@ SCHEMAS: dict[str, ChapterSchema] = {
               "{n_test} + {n_instability}"),
          Rule(lambda v: {0.3, 0.5, 0.8} <= set(v["fractions"]),
               "fractions must contain 0.3, 0.5 and 0.8 (Table 1's ratios, which the chapter "
-              "compares; add others freely), got {fractions}"))),
+              "compares; add others freely), got {fractions}")),
+        added_later={"verify_start": 0}),
     "90_benchmarks": ChapterSchema(
         {"results_dir": Folder(help="where the benchmark records live"),
          "device": Device(resolve=False, help="unused here; every chapter takes it"),
@@ -473,6 +485,19 @@ def schema_for(stem: str) -> ChapterSchema:
     except KeyError:
         raise ParameterError(f"no parameter schema for chapter {stem!r}; known chapters: "
                              f"{', '.join(sorted(SCHEMAS))}") from None
+
+
+def complete_stored_parameters(stem: str, parameters: Mapping[str, Any]) -> dict[str, Any]:
+    """A stored run's ``parameters`` (its ``record.json``) with every parameter that chapter
+    ``stem`` gained after the run was stored set to the value the run used
+    (:attr:`ChapterSchema.added_later`). Values the record holds are kept; a chapter without
+    a schema gets the parameters back unchanged."""
+    if not isinstance(parameters, Mapping):
+        raise TypeError(f"parameters must be a mapping, got {type(parameters).__name__}")
+    schema = SCHEMAS.get(stem)
+    added = {} if schema is None else schema.added_later
+    return {**{name: value for name, value in added.items() if name not in parameters},
+            **parameters}
 
 
 def validate_parameters(stem: str, values: Mapping[str, Any], *, resolve_device: bool = False,

@@ -24,10 +24,11 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from .parameters import complete_stored_parameters
 from .provenance import _jsonable, write_json
 
 __all__ = ["RECORD_ENV", "PAPER_RESULTS", "record_path", "save_record", "load_record",
-           "stored_runs", "group_runs", "stored_value_text"]
+           "stored_runs", "group_runs", "consecutive_slices", "stored_value_text"]
 
 #: The environment variable through which a runner tells the kernel where to save.
 RECORD_ENV = "CERTLAB_RECORD_PATH"
@@ -101,7 +102,9 @@ def stored_runs(chapter: str, root: str | os.PathLike | None = None) -> list[dic
     ``<root>/results/paper/<chapter>/*/`` (``root``: the repository, by default the one this
     package lives in). Each run is the ``record.json`` (``"parameters"``, ``"lib_hash"``,
     ``"values"``) with its ``provenance.json`` under ``"provenance"`` (command, commit,
-    hardware, wall time), sorted by folder name; ``[]`` when none is stored. A folder without
+    hardware, wall time), sorted by folder name; ``[]`` when none is stored. Parameters the
+    chapter gained after a run was stored are filled in with the value the run used
+    (:func:`certlab.parameters.complete_stored_parameters`). A folder without
     both files (a sweep interrupted before its atomic write) is skipped; a file that is not
     valid JSON raises ``ValueError`` naming it.
     """
@@ -121,22 +124,49 @@ def stored_runs(chapter: str, root: str | os.PathLike | None = None) -> list[dic
             record, prov = (json.loads(f.read_text()) for f in files)
         except json.JSONDecodeError as err:
             raise ValueError(f"stored run {run_dir}: not valid JSON ({err})") from None
+        if isinstance(record.get("parameters"), Mapping):
+            record["parameters"] = complete_stored_parameters(chapter, record["parameters"])
         runs.append({**record, "provenance": prov, "run": run_dir.name})
     return runs
 
 
-def group_runs(runs: list[Mapping[str, Any]], vary: str) -> list[list[Mapping[str, Any]]]:
+def group_runs(runs: list[Mapping[str, Any]], vary: str | tuple[str, ...]
+               ) -> list[list[Mapping[str, Any]]]:
     """Group runs (as :func:`stored_runs` returns them) whose parameters agree except
-    ``vary``: the pieces of one setting that a sweep split over a grid of ``vary`` (chapter
-    31's numbers of partitions), for the chapter to merge. Groups keep the runs' order and
-    come in the order of their first run."""
-    if not isinstance(vary, str) or not vary:
-        raise ValueError(f"vary must name a parameter, got {vary!r}")
+    ``vary`` (one name or a tuple of names): the pieces of one setting that a sweep split
+    over a grid of ``vary`` (chapter 31's numbers of partitions, chapter 42's slices of the
+    verified images), for the chapter to merge. Groups keep the runs' order and come in the
+    order of their first run."""
+    names = (vary,) if isinstance(vary, str) else vary
+    if (not isinstance(names, tuple) or not names
+            or not all(isinstance(n, str) and n for n in names)):
+        raise ValueError(f"vary must name a parameter or a tuple of parameters, got {vary!r}")
     groups: dict[str, list[Mapping[str, Any]]] = {}
     for run in runs:
-        rest = {k: v for k, v in run["parameters"].items() if k != vary}
+        rest = {k: v for k, v in run["parameters"].items() if k not in names}
         groups.setdefault(json.dumps(rest, sort_keys=True, default=str), []).append(run)
     return list(groups.values())
+
+
+def consecutive_slices(runs: list[Mapping[str, Any]], start: str, count: str
+                       ) -> list[list[Mapping[str, Any]]]:
+    """Split runs of one setting (a group of :func:`group_runs`) that each covered a slice
+    ``[start, start + count)`` of something (chapter 42's verified test images) into chains
+    of consecutive slices, each chain sorted by ``start``: the runs that can be merged into
+    one larger run. A slice that overlaps the chain before it starts a chain of its own."""
+    for name in (start, count):
+        if not isinstance(name, str) or not name:
+            raise ValueError(f"start and count must name parameters, got {name!r}")
+    chains: list[list[Mapping[str, Any]]] = []
+    for run in sorted(runs, key=lambda r: (r["parameters"][start], r["parameters"][count])):
+        for chain in chains:
+            last = chain[-1]["parameters"]
+            if last[start] + last[count] == run["parameters"][start]:
+                chain.append(run)
+                break
+        else:
+            chains.append([run])
+    return chains
 
 
 def _format_value(value: Any, fmt: str, nested: bool = False) -> str:
@@ -163,7 +193,8 @@ def stored_value_text(chapter: str, key: str, fmt: str = "",
     ``">"`` for a ranking (a list printed ``a > b > c``); other lists print ``a, b, c``
     (``a / b / c`` inside a dict), dicts ``key value, ...``, booleans yes / no.
     Every stored run holding the key contributes, labelled by its folder when there are
-    several (``run: value; run: value``); ``missing`` when none does.
+    several (``run: value; run: value``), once when they all agree (``value (all 3 stored
+    runs)``); ``missing`` when none does.
     """
     found = []
     for run in stored_runs(chapter, root):
@@ -179,4 +210,6 @@ def stored_value_text(chapter: str, key: str, fmt: str = "",
         return missing
     if len(found) == 1:
         return found[0][1]
+    if len({text for _, text in found}) == 1:
+        return f"{found[0][1]} (all {len(found)} stored runs)"
     return "; ".join(f"{name}: {text}" for name, text in found)

@@ -57,7 +57,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .parameters import ParameterError
+from .parameters import ParameterError, complete_stored_parameters
 from .provenance import hardware, git_commit, lib_hash, repo_root, write_json
 from .run import (ChapterRun, Interrupted, abort_active_runs, chapter_defaults,
                   check_parameters, run_chapter, stop_on_signals)
@@ -185,12 +185,18 @@ def plan(spec: SweepSpec) -> list[Point]:
 
 def is_done(out_dir: Path, point: Point, library: str | None) -> bool:
     """Whether ``out_dir/<id>/record.json`` holds this point's parameters and ``library``
-    (``None``: whichever library hash it holds)."""
+    (``None``: whichever library hash it holds). Parameters the chapter gained after the
+    record was written count with the value the run used
+    (:func:`certlab.parameters.complete_stored_parameters`)."""
     try:
         record = json.loads((out_dir / point.id / "record.json").read_text())
     except (OSError, ValueError):
         return False
-    if not isinstance(record, dict) or record.get("parameters") != point.parameters:
+    if not isinstance(record, dict) or not isinstance(record.get("parameters"), dict):
+        return False
+    stored = complete_stored_parameters(Path(str(record.get("chapter", ""))).stem,
+                                        record["parameters"])
+    if stored != point.parameters:
         return False
     return library is None or record.get("lib_hash") == library
 

@@ -34,6 +34,7 @@ import torch
 from torch import nn
 from tqdm import tqdm
 
+from certlab.smoothing.certificate import certify_grid, max_certified_radius
 from certlab.smoothing.sampling import (
     SparseNoise,
     attributes_to_torch,
@@ -54,6 +55,8 @@ from certlab.utils import check_nonnegative_int, check_probability, resolve_devi
 __all__ = [
     "SmoothingResult",
     "smoothing_bounds",
+    "unanimous_bounds",
+    "largest_certifiable_radius",
     "sample_votes",
     "smooth_nodes",
     "smooth_graphs",
@@ -123,8 +126,6 @@ class SmoothingResult:
 
         Uses :func:`certlab.smoothing.certificate.certify_grid` with this result's bounds.
         """
-        from certlab.smoothing.certificate import certify_grid
-
         grid = np.asarray(certify_grid(self.p_lower, p_plus, p_minus, max_ra, max_rd,
                                        p_upper=self.certificate_p_upper), dtype=bool)
         return grid & ~self.abstain[:, None, None]
@@ -205,6 +206,50 @@ def smoothing_bounds(counts_selection: Any, counts_estimation: Any, alpha: float
         counts_selection=sel.astype(np.int64), counts_estimation=est.astype(np.int64),
         p_lower=p_lower, p_upper=p_upper, abstain=~(p_lower > p_upper),
         n0=n0, n=n, alpha=alpha, alpha_per_bound=alpha_b)
+
+
+def unanimous_bounds(n0: int, n: int, alpha: float, n_classes: int) -> SmoothingResult:
+    """The bounds of one input whose every vote (all ``n0`` and all ``n``) goes to one class.
+
+    No input can get a larger ``p_lower`` or a smaller ``p_upper`` with these sample sizes,
+    so these bounds cap every certificate of a run: binary, ``p_lower = alpha ** (1 / n)``;
+    with ``C > 2`` classes (Bonferroni), ``(alpha / C) ** (1 / n)``.
+
+    Args:
+        n0, n: selection and estimation sample sizes (``0 < n0 <= n``).
+        alpha: overall error probability in (0, 1).
+        n_classes: number of classes ``C >= 2``.
+
+    Returns:
+        A :class:`SmoothingResult` for ``m = 1`` input of class 0.
+    """
+    n0, n, alpha = _check_sample_sizes(n0, n, alpha)
+    n_classes = check_nonnegative_int(n_classes, "n_classes")
+    if n_classes < 2:
+        raise ValueError(f"n_classes must be at least 2, got {n_classes}")
+    selection = np.zeros((1, n_classes), dtype=np.int64)
+    estimation = np.zeros((1, n_classes), dtype=np.int64)
+    selection[0, 0], estimation[0, 0] = n0, n
+    return smoothing_bounds(selection, estimation, alpha, n0=n0, n=n)
+
+
+def largest_certifiable_radius(n0: int, n: int, alpha: float, n_classes: int, p_plus: float,
+                               p_minus: float, kind: str = "rd") -> int:
+    """The largest radius that ANY input can certify with these sample sizes and noise.
+
+    This is the true radius (:func:`~certlab.smoothing.certificate.max_certified_radius`,
+    ``kind`` ``"rd"``, ``"ra"`` or ``"l0"``) of an input with a unanimous vote
+    (:func:`unanimous_bounds`). The certified radius grows with ``p_lower`` and shrinks with
+    ``p_upper``, so every input of a run with these ``n0, n, alpha`` and ``C`` certifies at
+    most this radius: an average radius equal to it means the sample size, not the model,
+    limits the certificate. ``-1`` if not even a unanimous vote certifies radius 0.
+    """
+    if kind not in ("rd", "ra", "l0"):
+        raise ValueError(f"kind must be 'rd', 'ra' or 'l0', got {kind!r}")
+    bounds = unanimous_bounds(n0, n, alpha, n_classes)
+    radius = max_certified_radius(bounds.p_lower, p_plus, p_minus, kind=kind,
+                                  p_upper=bounds.certificate_p_upper)
+    return int(np.asarray(radius).reshape(-1)[0])
 
 
 # ---------------------------------------------------------------------------------------------

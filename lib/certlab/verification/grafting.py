@@ -65,6 +65,7 @@ __all__ = [
     "crown_certification_threshold",
     "CertificationReport",
     "evaluate_certification",
+    "module_digest",
 ]
 
 #: gamma of each of the four equal selection stages (Chen et al. 2022, Sec. 4, step 3).
@@ -416,6 +417,81 @@ class CertificationReport:
     stages: list[str]
     times: list[float]
     unstable_counts: list[torch.Tensor]
+    verify_start: int = 0
+
+    def to_record(self, model_digest: str) -> dict:
+        """The per-image results as JSON-able values, for a stored run to be merged later
+        with runs that verified other images of the same model (:meth:`merge`).
+        ``model_digest``: :func:`module_digest` of the evaluated model."""
+        if not isinstance(model_digest, str) or not model_digest:
+            raise ValueError(f"model_digest must be a non-empty string, got {model_digest!r}")
+        return {"model_digest": model_digest, "verify_start": int(self.verify_start),
+                "unr": float(self.unr), "sa": float(self.sa), "ra": float(self.ra),
+                "statuses": list(self.statuses), "stages": list(self.stages),
+                "times": [float(t) for t in self.times]}
+
+    @classmethod
+    def merge(cls, records: Sequence[dict]) -> "CertificationReport":
+        """One report from the :meth:`to_record` s of runs that verified consecutive slices
+        of the test images with the same model (pieces of one long run, e.g. a sweep over
+        ``verify_start``): VA, UNR and the mean time over all their verification images, as
+        one run over the union would give (up to how the batched CROWN time is shared).
+
+        Refuses (``ValueError``) pieces of different models (``model_digest``, SA, RA) and
+        slices that overlap or leave a gap. ``unstable_counts`` is empty (not stored).
+        """
+        if not records:
+            raise ValueError("merge needs at least one record")
+        keys = ("model_digest", "verify_start", "unr", "sa", "ra", "statuses", "stages",
+                "times")
+        for rec in records:
+            missing = [k for k in keys if k not in rec]
+            if missing:
+                raise ValueError(f"not a CertificationReport record: missing {missing}")
+            if not len(rec["statuses"]) == len(rec["stages"]) == len(rec["times"]) >= 1:
+                raise ValueError("a record's statuses, stages and times must have one entry "
+                                 "per verification image (at least one)")
+        pieces = sorted(records, key=lambda r: r["verify_start"])
+        for key in ("model_digest", "sa", "ra"):
+            if len({rec[key] for rec in pieces}) > 1:
+                raise ValueError(f"the pieces disagree on {key} "
+                                 f"({sorted({rec[key] for rec in pieces})}): they evaluated "
+                                 "different models or test sets and cannot be merged")
+        for before, after in zip(pieces, pieces[1:]):
+            end = before["verify_start"] + len(before["statuses"])
+            if after["verify_start"] != end:
+                raise ValueError(f"the pieces' verification images are not consecutive: one "
+                                 f"ends at image {end}, the next starts at "
+                                 f"{after['verify_start']}")
+        counts = [len(rec["statuses"]) for rec in pieces]
+        statuses = [s for rec in pieces for s in rec["statuses"]]
+        stages = [s for rec in pieces for s in rec["stages"]]
+        times = [float(t) for rec in pieces for t in rec["times"]]
+        return cls(unr=float(np.dot([rec["unr"] for rec in pieces], counts) / sum(counts)),
+                   va=statuses.count("verified") / len(statuses), sa=pieces[0]["sa"],
+                   ra=pieces[0]["ra"], mean_time=_mean_verification_time(times, stages),
+                   statuses=statuses, stages=stages, times=times, unstable_counts=[],
+                   verify_start=int(pieces[0]["verify_start"]))
+
+
+def _mean_verification_time(times: Sequence[float], stages: Sequence[str]) -> float:
+    """Mean time over the images that reached a verifier (stage "crown" or "verify"; the
+    paper excludes misclassified and attacked images); NaN if none."""
+    timed = [t for t, s in zip(times, stages) if s in ("crown", "verify")]
+    return float(np.mean(timed)) if timed else float("nan")
+
+
+def module_digest(model: nn.Module) -> str:
+    """A short SHA-256 of a model's parameters and buffers (names, shapes, dtypes, bytes): two
+    runs hold the same trained model exactly when their digests agree."""
+    import hashlib
+
+    digest = hashlib.sha256()
+    for name, tensor in model.state_dict().items():
+        value = tensor.detach().cpu().contiguous()
+        digest.update(f"{name}:{tuple(value.shape)}:{value.dtype};".encode())
+        digest.update(value.numpy().tobytes())
+    return digest.hexdigest()[:16]
 
 
 def evaluate_certification(model: nn.Module, x_test: torch.Tensor, y_test: torch.Tensor,
@@ -424,12 +500,15 @@ def evaluate_certification(model: nn.Module, x_test: torch.Tensor, y_test: torch
                            bound_method: str = "crown", verify_method: str | None = "bab",
                            x_min: float = 0.0, x_max: float = 1.0, seed: int = 0,
                            batch_size: int = 512, max_domains: int | None = None,
-                           progress: bool = False) -> CertificationReport:
+                           verify_start: int = 0, progress: bool = False
+                           ) -> CertificationReport:
     """UNR, VA, SA, RA and verification time of ``model`` (Chen et al. 2022, Table 1).
 
     SA and RA (PGD-``attack_steps`` with ``attack_restarts`` restarts) use all of
     ``(x_test, y_test)`` (attacked in batches of ``batch_size``, seeds ``seed + batch
-    index``); UNR, VA and time the first ``n_verify`` images. Each verification
+    index``); UNR, VA and time the ``n_verify`` images from index ``verify_start`` on (by
+    default the first ``n_verify``; a long run can be split into slices and its pieces'
+    reports merged with :meth:`CertificationReport.merge`). Each verification
     image goes through, in order: misclassified -> "falsified"; PGD counterexample ->
     "falsified" (these two are excluded from the time, as in the paper); batched CROWN margin
     bounds all positive -> "verified" (a sound certificate; time = its share of the batched
@@ -451,8 +530,12 @@ def evaluate_certification(model: nn.Module, x_test: torch.Tensor, y_test: torch
     x_test = _as_batch_tensor(x_test, "x_test")
     y_test = torch.as_tensor(y_test).long()
     n_verify = check_nonnegative_int(n_verify, "n_verify")
+    verify_start = check_nonnegative_int(verify_start, "verify_start")
     if not 1 <= n_verify <= x_test.shape[0]:
         raise ValueError(f"n_verify must lie in [1, {x_test.shape[0]}], got {n_verify}")
+    if verify_start + n_verify > x_test.shape[0]:
+        raise ValueError(f"verify_start + n_verify must not exceed the {x_test.shape[0]} test "
+                         f"images, got {verify_start} + {n_verify}")
     if verify_method not in (None, "bab", "milp", "alpha-crown"):
         raise ValueError(f"verify_method must be 'bab', 'milp', 'alpha-crown' or None, got "
                          f"{verify_method!r}")
@@ -482,7 +565,10 @@ def evaluate_certification(model: nn.Module, x_test: torch.Tensor, y_test: torch
     clean_ok, robust_ok = torch.cat(clean_parts), torch.cat(robust_parts)
     ra = float(robust_ok.float().mean())
 
-    xv, yv = x_test[:n_verify], y_test[:n_verify]
+    xv = x_test[verify_start:verify_start + n_verify]
+    yv = y_test[verify_start:verify_start + n_verify]
+    clean_ok = clean_ok[verify_start:verify_start + n_verify]
+    robust_ok = robust_ok[verify_start:verify_start + n_verify]
     masks = unstable_neurons(model, xv, eps, bound_method, x_min=x_min, x_max=x_max)
     unr = unstable_ratio(masks)
     counts = [m.sum(0).long().cpu() for m in masks]
@@ -516,8 +602,7 @@ def evaluate_certification(model: nn.Module, x_test: torch.Tensor, y_test: torch
                          max_domains=max_domains)
             statuses.append(res.status), stages.append("verify")
             times.append(crown_time + res.time)
-    timed = [t for t, s in zip(times, stages) if s in ("crown", "verify")]
     return CertificationReport(
         unr=unr, va=statuses.count("verified") / n_verify, sa=sa, ra=ra,
-        mean_time=float(np.mean(timed)) if timed else float("nan"), statuses=statuses,
-        stages=stages, times=times, unstable_counts=counts)
+        mean_time=_mean_verification_time(times, stages), statuses=statuses,
+        stages=stages, times=times, unstable_counts=counts, verify_start=verify_start)
