@@ -645,9 +645,8 @@ def merged_stored_runs():
 def task_sizes(run):
     """{task: (training images, test images)} of a stored run, from its key results."""
     exact = run["values"].get("key_results", {}).get("exact", {})
-    return {task: tuple(exact[f"{task}: training images, test images, classes, features"][:2])
-            for task in TAGS
-            if f"{task}: training images, test images, classes, features" in exact}
+    keys = {task: f"{task}: training images, test images, classes, features" for task in TAGS}
+    return {task: tuple(exact[key][:2]) for task, key in keys.items() if key in exact}
 
 
 def at_paper_scale(name, fmt):

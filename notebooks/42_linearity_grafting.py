@@ -865,7 +865,7 @@ pd.DataFrame(comparison_rows).style.hide(axis="index")
 # slices of 25 (`verify_start` = 0, 25, 50, 75), one sweep point each: every slice trains the
 # same model and verifies its own images, stores its per-image results, and this chapter
 # merges the stored slices of one setting into one run (`CertificationReport.merge` refuses
-# slices whose models differ, by a digest of the weights, or that overlap; slices not yet
-# joined by their neighbours are shown on their own).
+# slices whose models differ, by a digest of the weights; a slice that its neighbours do not
+# join without a gap or an overlap is shown on its own).
 #
 # {glue:md}`ch42_stored_runs`
