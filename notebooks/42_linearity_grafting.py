@@ -107,11 +107,12 @@ from certlab.chapters import paper_scale_command
 from certlab.checks import KeyResults
 from certlab.plotting import use_book_style
 from certlab.provenance import describe_hardware
-from certlab.records import consecutive_slices, group_runs, save_record, stored_runs
+from certlab.records import save_record, stored_runs
 from certlab.utils import seed_everything
 from certlab.verification import grafting, models, training
-from certlab.verification.grafting import (CertificationReport, evaluate_certification, graft,
-                                           module_digest)
+from certlab.verification.grafting import evaluate_certification, graft
+from certlab.verification.report import (TABLE1_COLUMNS, headline_key, headline_values,
+                                         module_digest)
 
 use_book_style()
 seed_everything(seed, threads=1)
@@ -337,12 +338,11 @@ paper_table_1 = {  # Chen et al. (2022), Table 1, (ConvBig, MNIST, eps = 0.1)
     "grafting 50%": (5.85, 82.30, 98.68, 92.73, 40.21),
     "grafting 80%": (4.04, 82.40, 98.63, 92.71, 39.64),
 }
-columns = ["UNR", "VA", "SA", "RA", "time (s)"]
+# Table 1's columns in the paper's order (certlab.verification.report.TABLE1_COLUMNS)
+columns = [heading for heading, _ in TABLE1_COLUMNS.values()]
 rows = []
 for name, _, _ in variants:
-    rep = reports[name]
-    ours = (100 * rep.unr, 100 * rep.va, 100 * rep.sa, 100 * rep.ra,
-            rep.mean_time)
+    ours = [get(reports[name]) for _, get in TABLE1_COLUMNS.values()]
     paper = paper_table_1.get(name, (np.nan,) * 5)
     rows.append({("", "method"): name,
                  **{("ours", c): v for c, v in zip(columns, ours)},
@@ -356,7 +356,7 @@ table_1.style.format(precision=2, na_rep="–")  # no paper number: a dash
 fig, axes = plt.subplots(1, 3, figsize=(7.5, 4.0))
 names = list(table_1.index)
 pos = np.arange(len(names))
-for ax, col in zip(axes, ["UNR", "VA", "time (s)"]):
+for ax, col in zip(axes, ["UNR (%)", "VA (%)", "time (s)"]):
     ax.bar(pos - 0.2, table_1[("ours", col)], 0.4, label="ours (this run)")
     ax2 = ax.twinx() if col == "time (s)" else ax
     ax2.bar(pos + 0.2, table_1[("paper", col)], 0.4, color="tab:orange",
@@ -366,7 +366,7 @@ for ax, col in zip(axes, ["UNR", "VA", "time (s)"]):
         ax2.set_ylabel("paper (s)", color="tab:orange")
         ax.set_ylabel("ours (s)")
     ax.set_xticks(pos, names, rotation=60, ha="right", fontsize=8)
-    ax.set_title(col if col == "time (s)" else col + " (%)")
+    ax.set_title(col)
 handles = [plt.Rectangle((0, 0), 1, 1, color=c) for c in ("tab:blue", "tab:orange")]
 fig.legend(handles, ["ours (this run)", "paper (ConvBig, MNIST)"], loc="upper center",
            ncol=2, bbox_to_anchor=(0.5, 1.0))
@@ -663,65 +663,17 @@ key.report()
 
 # %% tags=["hide-input"]
 compared = ["baseline", "grafting 50%", "grafting 80%"]
-quantities = {"UNR (%)": (0, lambda r: 100 * r.unr), "VA (%)": (1, lambda r: 100 * r.va),
-              "SA (%)": (2, lambda r: 100 * r.sa), "RA (%)": (3, lambda r: 100 * r.ra),
-              "time (s)": (4, lambda r: r.mean_time)}
-
-
-def record_key(name, quantity):
-    """'grafting 50%', 'VA (%)' -> 'grafting_50_va'."""
-    return (name.replace("%", "").replace(" ", "_") + "_"
-            + quantity.split(" ")[0].lower())
-
-
-headline = {record_key(name, q): float(get(reports[name]))
-            for name in compared if name in reports
-            for q, (_, get) in quantities.items()
-            if np.isfinite(get(reports[name]))}
-# the per-image results too, so that runs over other slices of the test images
-# (verify_start) merge with this one into one larger run (CertificationReport.merge)
-save_record({"headline": headline,
+# the headline numbers and the per-image results, so that runs over other slices of the test
+# images (verify_start) merge with this one into one larger run (CertificationReport.merge)
+save_record({"headline": headline_values({name: reports[name] for name in compared
+                                          if name in reports}),
              "per_image": {name: reports[name].to_record(module_digest(grafted_models[name]))
                            for name in compared if name in reports}})
 paper_command = paper_scale_command("42_linearity_grafting")  # from certlab.chapters
 glue("ch42_paper_command", Markdown(f"```bash\n{paper_command}\n```"), display=False)
 
-
-def merge_slices(runs):
-    """Stored runs of one setting that verified consecutive slices of the test images
-    (`verify_start`), merged into one run; other runs as they are. The merge
-    (`CertificationReport.merge`) refuses pieces of different models."""
-    merged = []
-    for setting in group_runs(runs, vary=("verify_start", "n_verify")):
-        for group in consecutive_slices(setting, "verify_start", "n_verify"):
-            if len(group) == 1 or not all("per_image" in run["values"] for run in group):
-                merged += group
-            else:
-                merged.append(merged_run(group))
-    return merged
-
-
-def merged_run(group):
-    """One run from the records of consecutive slices (sorted by `verify_start`)."""
-    joined = {name: CertificationReport.merge([run["values"]["per_image"][name]
-                                               for run in group])
-              for name in compared}
-    return {
-        "run": " + ".join(run["run"] for run in group),
-        "parameters": {**group[0]["parameters"],
-                       "n_verify": sum(run["parameters"]["n_verify"] for run in group)},
-        "values": {"headline": {record_key(name, q): float(get(report))
-                                for name, report in joined.items()
-                                for q, (_, get) in quantities.items()
-                                if np.isfinite(get(report))}},
-        "provenance": {
-            **group[0]["provenance"],
-            "commit": ", ".join(dict.fromkeys(run["provenance"]["commit"] for run in group)),
-            "wall_time_s": sum(run["provenance"]["wall_time_s"] for run in group)},
-        "pieces": len(group)}
-
-
-stored = merge_slices(stored_runs("42_linearity_grafting"))
+# consecutive slices of one setting come back as one run (certlab.records.merge_slice_runs)
+stored = stored_runs("42_linearity_grafting", merge_slices=True)
 
 
 def run_scale(parameters):
@@ -746,23 +698,23 @@ def describe_stored(run):
             + (" (the slices' wall times added)" if run.get("pieces") else ""))
 
 
-def stored_value(run, name, quantity):
-    """Model `name`'s `quantity` ("VA (%)", ...) in a stored run, or None. Runs stored before
-    RA joined the headline have it among their key results (a fraction)."""
+def stored_value(run, name, column):
+    """Model `name`'s Table 1 `column` ("va", ...) in a stored run, or None. Runs stored
+    before RA joined the headline have it among their key results (a fraction)."""
     headline = run["values"].get("headline", {})
-    if record_key(name, quantity) in headline:
-        return headline[record_key(name, quantity)]
+    if headline_key(name, column) in headline:
+        return headline[headline_key(name, column)]
     measured = run["values"].get("key_results", {}).get("measured", {})
-    if quantity == "RA (%)" and f"{name}: RA" in measured:
+    if column == "ra" and f"{name}: RA" in measured:
         return 100 * measured[f"{name}: RA"]
     return None
 
 
-def at_paper_scale(name, quantity):
-    """`quantity` of model `name` in every stored run with the setting it ran at, or how to
-    produce one."""
+def at_paper_scale(name, column):
+    """Table 1 `column` of model `name` in every stored run with the setting it ran at, or
+    how to produce one."""
     values = [f"{value:.2f}" + run_scale(run["parameters"]) for run in stored
-              if (value := stored_value(run, name, quantity)) is not None]
+              if (value := stored_value(run, name, column)) is not None]
     if not values:
         return "not run yet (command under Reproduce at paper scale)"
     return "; ".join(values)
@@ -771,9 +723,9 @@ def at_paper_scale(name, quantity):
 def stored_reading(run):
     """(what a stored run says about grafting's effect on VA in words, whether grafting
     raised VA there), or None if the run lacks the numbers."""
-    va = {m: stored_value(run, m, "VA (%)") for m in compared}
-    ra = {m: stored_value(run, m, "RA (%)") for m in compared}
-    time_ = {m: stored_value(run, m, "time (s)") for m in compared}
+    va = {m: stored_value(run, m, "va") for m in compared}
+    ra = {m: stored_value(run, m, "ra") for m in compared}
+    time_ = {m: stored_value(run, m, "time") for m in compared}
     if None in va.values() or None in ra.values():
         return None
     grafted = [m for m in compared if m != "baseline"]
@@ -789,8 +741,8 @@ def why_not_raised(runs):
     """Why grafting did not raise VA in the stored `runs` (one sentence for all of them)."""
     epochs = sorted({run["parameters"]["finetune_epochs"] for run in runs})
     paper_va = paper_table_1["baseline"][1]
-    baselines = "; ".join(f"VA {stored_value(run, 'baseline', 'VA (%)'):.1f}% against an RA "
-                          f"of {stored_value(run, 'baseline', 'RA (%)'):.1f}% in `{run['run']}`"
+    baselines = "; ".join(f"VA {stored_value(run, 'baseline', 'va'):.1f}% against an RA "
+                          f"of {stored_value(run, 'baseline', 'ra'):.1f}% in `{run['run']}`"
                           for run in runs)
     return (f"Where it does not, the baseline is already largely within reach of our branch "
             f"and bound ({baselines}), unlike the paper's ConvBig (VA {paper_va:.2f}%), "
@@ -817,27 +769,27 @@ glue("ch42_stored_runs", Markdown(
        " No paper-scale (ConvBig, 1000 images) record is stored: it needs a GPU.")),
     display=False)
 
-why = {"UNR (%)": f"{arch_name}, {epochs} epochs on {n_train} images vs ConvBig, 200 "
+why = {"unr": f"{arch_name}, {epochs} epochs on {n_train} images vs ConvBig, 200 "
                   f"epochs on 60000: our baseline is less stable",
-       "VA (%)": f"{n_verify} images, {max_domains} BaB sub-problems each vs 1000 images, "
+       "va": f"{n_verify} images, {max_domains} BaB sub-problems each vs 1000 images, "
                  f"300 s each; capped by our lower RA",
-       "SA (%)": f"{epochs} + {finetune_epochs} epochs vs 200 + 100",
-       "RA (%)": f"PGD-{attack_steps} ({attack_restarts} restart"
+       "sa": f"{epochs} + {finetune_epochs} epochs vs 200 + 100",
+       "ra": f"PGD-{attack_steps} ({attack_restarts} restart"
                  f"{'s' if attack_restarts != 1 else ''}) vs PGD-100 (100 restarts); "
                  f"{finetune_epochs} fine-tuning epochs vs 100",
-       "time (s)": f"budget of {max_domains} sub-problems vs a 300 s time-out"}
+       "time": f"budget of {max_domains} sub-problems vs a 300 s time-out"}
 comparison_rows = []
 for name in compared:
     if name not in reports:
         continue
-    for q, (column, get) in quantities.items():
+    for index, (column, (heading, get)) in enumerate(TABLE1_COLUMNS.items()):
         ours = get(reports[name])
         comparison_rows.append({
-            "quantity": f"{name}: {q}",
-            "paper's number": f"{paper_table_1[name][column]:.2f}",
+            "quantity": f"{name}: {heading}",
+            "paper's number": f"{paper_table_1[name][index]:.2f}",
             "ours at this run's scale": f"{ours:.2f}" if np.isfinite(ours) else "–",
-            "ours, stored larger runs": at_paper_scale(name, q),
-            "scale and why they differ": why[q]})
+            "ours, stored larger runs": at_paper_scale(name, column),
+            "scale and why they differ": why[column]})
 pd.DataFrame(comparison_rows).style.hide(axis="index")
 
 # %% [markdown]

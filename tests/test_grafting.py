@@ -13,8 +13,9 @@ from torch import nn
 
 from certlab.verification.attacks import clean_accuracy, robust_accuracy
 from certlab.verification.grafted import GraftedReLU
-from certlab.verification.grafting import (PAPER_GAMMAS, CertificationReport, GraftingScores,
-                                           module_digest,
+from certlab.verification.report import (TABLE1_COLUMNS, CertificationReport, headline_key,
+                                         headline_values, merge_slice_values, module_digest)
+from certlab.verification.grafting import (PAPER_GAMMAS, GraftingScores,
                                            crown_margin_lower_bounds, evaluate_certification,
                                            graft, instability_counts, rank_normalize,
                                            select_neurons, significance_scores, stage_sizes)
@@ -500,3 +501,32 @@ def test_module_digest_tells_models_apart():
     with torch.no_grad():
         next(twin.parameters()).view(-1)[0] += 1e-7
     assert module_digest(twin) != module_digest(model)
+
+
+def test_headline_values_and_slice_values():
+    """Table 1's stored names, finite values only, and the merge of stored slice values."""
+    model, x, y = _loose_toy()
+    kw = dict(timeout=None, max_domains=300, attack_steps=20, verify_method="bab")
+    first = evaluate_certification(model, x, y, 0.08, n_verify=5, **kw)
+    second = evaluate_certification(model, x, y, 0.08, n_verify=7, verify_start=5, **kw)
+    whole = evaluate_certification(model, x, y, 0.08, n_verify=12, **kw)
+    assert headline_key("grafting 50%", "va") == "grafting_50_va"
+    with pytest.raises(ValueError, match="Table 1 column"):
+        headline_key("baseline", "accuracy")
+    values = headline_values({"baseline": whole})
+    assert values["baseline_va"] == 100 * whole.va and values["baseline_sa"] == 100 * whole.sa
+    assert set(values) <= {f"baseline_{c}" for c in TABLE1_COLUMNS}
+    nan_time = CertificationReport(0.1, 0.0, 0.5, 0.0, float("nan"), ["falsified"], ["attack"],
+                                   [0.1], [])
+    assert "m_time" not in headline_values({"m": nan_time})
+    with pytest.raises(TypeError, match="CertificationReport"):
+        headline_values({"m": {"va": 1.0}})
+    digest = module_digest(model)
+    pieces = [{"per_image": {"baseline": first.to_record(digest)}},
+              {"per_image": {"baseline": second.to_record(digest)}}]
+    merged = merge_slice_values(pieces)["headline"]
+    assert merged["baseline_va"] == values["baseline_va"]
+    assert merged["baseline_unr"] == pytest.approx(values["baseline_unr"], rel=1e-12)
+    assert merge_slice_values([pieces[0], {"headline": {}}]) is None
+    with pytest.raises(ValueError, match="different models"):
+        merge_slice_values([pieces[0], {"per_image": {"other": second.to_record(digest)}}])

@@ -87,3 +87,41 @@ def test_the_role_splits_chapter_key_and_format():
     assert parse("22_ch avg_max_rd.structure GCN") == ("22_ch", "avg_max_rd.structure GCN", "")
     with pytest.raises(ValueError, match="chapter key"):
         parse("22_ch")
+
+
+def test_stored_slices_of_chapter_42_merge_into_one_run(tmp_path):
+    """The real stored first slice of chapter 42 and a copy of it placed as the next slice
+    (images 25-49, same model) read back as one 50-image run, in the chapter and on the
+    status page; a slice of another model is refused, loudly."""
+    import shutil
+
+    from certlab.records import stored_value_text
+
+    chapter = "42_linearity_grafting"
+    source = ROOT / PAPER_RESULTS / chapter / "verify_start-0_c0e810c4"
+    base = tmp_path / PAPER_RESULTS / chapter
+    shutil.copytree(source, base / "a-first")
+    shutil.copytree(source, base / "b-next")
+    record = json.loads((base / "b-next" / "record.json").read_text())
+    record["parameters"]["verify_start"] = 25
+    for per_model in record["values"]["per_image"].values():
+        per_model["verify_start"] = 25
+    (base / "b-next" / "record.json").write_text(json.dumps(record))
+    first = json.loads((source / "record.json").read_text())["values"]
+    assert [run["run"] for run in stored_runs(chapter, tmp_path)] == ["a-first", "b-next"]
+    (merged,) = stored_runs(chapter, tmp_path, merge_slices=True)
+    assert merged["run"] == "a-first to b-next" and merged["pieces"] == 2
+    assert merged["parameters"]["n_verify"] == 50 and merged["parameters"]["verify_start"] == 0
+    for model, per_image in first["per_image"].items():
+        key = model.replace("%", "").replace(" ", "_")
+        verified = per_image["statuses"].count("verified")
+        assert merged["values"]["headline"][f"{key}_va"] == 100 * (2 * verified) / 50
+        assert merged["values"]["headline"][f"{key}_va"] == first["headline"][f"{key}_va"]
+        assert merged["values"]["headline"][f"{key}_ra"] == first["headline"][f"{key}_ra"]
+    assert stored_value_text(chapter, "headline.baseline_va", ".1f", tmp_path) == \
+        f"{first['headline']['baseline_va']:.1f}"
+    for per_model in record["values"]["per_image"].values():
+        per_model["model_digest"] = "0" * 16
+    (base / "b-next" / "record.json").write_text(json.dumps(record))
+    with pytest.raises(ValueError, match="model_digest"):
+        stored_runs(chapter, tmp_path, merge_slices=True)

@@ -4,8 +4,8 @@ import pytest
 
 from certlab.chapters import existing_chapters
 from certlab.parameters import (COLLECTIVE_ARCHITECTURES, SCHEMAS, ParameterError,
-                                complete_stored_parameters, validate_chapter_parameters,
-                                validate_parameters)
+                                SlicedRuns, complete_stored_parameters,
+                                validate_chapter_parameters, validate_parameters)
 from certlab.run import chapter_defaults, _read
 
 CHAPTERS = {c.stem: c for c in existing_chapters()}
@@ -46,6 +46,19 @@ def test_parameters_added_later_default_to_what_older_runs_used(stem):
     assert complete_stored_parameters("no_such_chapter", old) == old
     with pytest.raises(TypeError, match="mapping"):
         complete_stored_parameters(stem, [1])
+
+
+@pytest.mark.parametrize("stem", sorted(s for s in SCHEMAS if SCHEMAS[s].slices))
+def test_sliced_runs_name_parameters_and_an_importable_merge(stem):
+    """A chapter whose runs split into slices names two of its integer parameters and a merge
+    function that exists (the book's status page calls it when slices are stored)."""
+    sliced = SCHEMAS[stem].slices
+    defaults = _defaults(stem)
+    assert {sliced.start, sliced.count} <= set(defaults)
+    assert isinstance(defaults[sliced.start], int) and isinstance(defaults[sliced.count], int)
+    assert callable(sliced.merge_function())
+    with pytest.raises(ValueError, match="module:function"):
+        SlicedRuns("a", "b", "no_colon").merge_function()
 
 
 @pytest.mark.parametrize("stem", sorted(SCHEMAS))

@@ -4,7 +4,8 @@ import json
 
 import pytest
 
-from certlab.records import consecutive_slices, group_runs, stored_runs, stored_value_text
+from certlab.records import (consecutive_slices, group_runs, merge_slice_runs, stored_runs,
+                             stored_value_text)
 
 
 def _write_run(folder, name, values, prov=True, parameters=None):
@@ -112,3 +113,28 @@ def test_consecutive_slices_chain_the_runs_that_can_merge():
     assert consecutive_slices([], "verify_start", "n_verify") == []
     with pytest.raises(ValueError, match="must name parameters"):
         consecutive_slices(runs, "", "n_verify")
+
+
+def _slice(name, start, count, total, commit="abc", wall=2.0, seed=1):
+    return {"run": name, "parameters": {"seed": seed, "verify_start": start, "n_verify": count},
+            "values": {"total": total}, "lib_hash": "h",
+            "provenance": {"commit": commit, "wall_time_s": wall, "hardware": "x"}}
+
+
+def test_merge_slice_runs_joins_chains_and_keeps_the_rest():
+    def add(pieces):
+        return {"total": sum(p["total"] for p in pieces)}
+
+    runs = [_slice("b", 25, 25, 3, commit="def", wall=5.0), _slice("a", 0, 25, 2),
+            _slice("lone", 0, 10, 7), _slice("other-seed", 25, 25, 1, seed=2)]
+    merged = {run["run"]: run for run in merge_slice_runs(runs, "verify_start", "n_verify", add)}
+    assert sorted(merged) == ["a to b", "lone", "other-seed"]
+    joined = merged["a to b"]
+    assert joined["values"] == {"total": 5} and joined["pieces"] == 2
+    assert joined["parameters"] == {"seed": 1, "verify_start": 0, "n_verify": 50}
+    assert joined["provenance"] == {"commit": "abc, def", "wall_time_s": 7.0, "hardware": "x"}
+    assert merged["lone"] == runs[2] and "pieces" not in merged["lone"]
+    # a merge that declines keeps the pieces, unchanged
+    kept = merge_slice_runs(runs[:2], "verify_start", "n_verify", lambda pieces: None)
+    assert sorted(run["run"] for run in kept) == ["a", "b"]
+    assert runs[0]["run"] == "b" and runs[0]["values"] == {"total": 3}  # inputs untouched

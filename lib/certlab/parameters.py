@@ -33,7 +33,7 @@ from .utils import check_probability
 
 __all__ = ["ParameterError", "Param", "Int", "Float", "Probability", "Str", "Choice", "Bool",
            "IntList", "FloatList", "ProbabilityList", "StrList", "Device", "Folder", "Rule",
-           "ChapterSchema", "SCHEMAS", "schema_for", "complete_stored_parameters",
+           "SlicedRuns", "ChapterSchema", "SCHEMAS", "schema_for", "complete_stored_parameters",
            "validate_parameters",
            "validate_chapter_parameters"]
 
@@ -296,6 +296,31 @@ class Rule:
 
 
 @dataclass(frozen=True)
+class SlicedRuns:
+    """How a chapter's long run may be split into runs over consecutive slices of its work
+    (chapter 42: the verified test images ``[verify_start, verify_start + n_verify)``) and
+    merged back (:func:`certlab.records.stored_runs` with ``merge_slices=True``).
+
+    ``start``, ``count``: the parameters that place a slice; ``merge``: ``"module:function"``,
+    a function from the stored ``values`` of consecutive slices (sorted by ``start``) to the
+    ``values`` of one run, or None when they cannot be merged (imported only when runs are
+    merged, so that reading the schema stays light)."""
+
+    start: str
+    count: str
+    merge: str
+
+    def merge_function(self) -> Callable[[list[Mapping[str, Any]]], Mapping[str, Any] | None]:
+        """The function ``merge`` names."""
+        from importlib import import_module
+
+        module, _, name = self.merge.partition(":")
+        if not module or not name:
+            raise ValueError(f"merge must be 'module:function', got {self.merge!r}")
+        return getattr(import_module(module), name)
+
+
+@dataclass(frozen=True)
 class ChapterSchema:
     """The parameters of one chapter: ``name -> Param`` and cross-parameter rules.
 
@@ -304,11 +329,15 @@ class ChapterSchema:
     :func:`complete_stored_parameters` fills them into a stored run's parameters, so that old
     records still validate, still count as done for a sweep's resume, and merge with new
     runs. A test checks that every such value validates and is the chapter's default.
+
+    ``slices``: how runs split over slices of the chapter's work merge back
+    (:class:`SlicedRuns`), or None.
     """
 
     params: Mapping[str, Param]
     rules: tuple[Rule, ...] = ()
     added_later: Mapping[str, Any] = field(default_factory=dict)
+    slices: SlicedRuns | None = None
 
     def validate(self, values: Mapping[str, Any], *, stem: str = "chapter",
                  resolve_device: bool = False, base_dir: str | os.PathLike | None = None,
@@ -470,7 +499,9 @@ SCHEMAS: dict[str, ChapterSchema] = {
          Rule(lambda v: {0.3, 0.5, 0.8} <= set(v["fractions"]),
               "fractions must contain 0.3, 0.5 and 0.8 (Table 1's ratios, which the chapter "
               "compares; add others freely), got {fractions}")),
-        added_later={"verify_start": 0}),
+        added_later={"verify_start": 0},
+        slices=SlicedRuns("verify_start", "n_verify",
+                          "certlab.verification.report:merge_slice_values")),
     "90_benchmarks": ChapterSchema(
         {"results_dir": Folder(help="where the benchmark records live"),
          "device": Device(resolve=False, help="unused here; every chapter takes it"),

@@ -20,15 +20,16 @@ from __future__ import annotations
 import json
 import math
 import os
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
-from .parameters import complete_stored_parameters
+from .parameters import SCHEMAS, complete_stored_parameters
 from .provenance import _jsonable, write_json
 
 __all__ = ["RECORD_ENV", "PAPER_RESULTS", "record_path", "save_record", "load_record",
-           "stored_runs", "group_runs", "consecutive_slices", "stored_value_text"]
+           "stored_runs", "group_runs", "consecutive_slices", "merge_slice_runs",
+           "stored_value_text"]
 
 #: The environment variable through which a runner tells the kernel where to save.
 RECORD_ENV = "CERTLAB_RECORD_PATH"
@@ -95,7 +96,8 @@ def load_record(run_dir: str | os.PathLike) -> dict[str, Any]:
     return json.loads((Path(run_dir) / "record.json").read_text())
 
 
-def stored_runs(chapter: str, root: str | os.PathLike | None = None) -> list[dict[str, Any]]:
+def stored_runs(chapter: str, root: str | os.PathLike | None = None, *,
+                merge_slices: bool = False) -> list[dict[str, Any]]:
     """The committed paper-scale runs of a chapter, for the chapter to render (never rerun).
 
     ``chapter`` is the notebook's stem (``"22_label_flip_certificates"``); runs are read from
@@ -107,6 +109,10 @@ def stored_runs(chapter: str, root: str | os.PathLike | None = None) -> list[dic
     (:func:`certlab.parameters.complete_stored_parameters`). A folder without
     both files (a sweep interrupted before its atomic write) is skipped; a file that is not
     valid JSON raises ``ValueError`` naming it.
+
+    ``merge_slices``: for a chapter whose schema declares :class:`~certlab.parameters.
+    SlicedRuns` (chapter 42), runs of one setting over consecutive slices come back merged
+    into one run (:func:`merge_slice_runs`); the stored files are not touched.
     """
     if not isinstance(chapter, str) or not chapter or "/" in chapter or chapter.startswith("."):
         raise ValueError(f"chapter must be a notebook stem like '22_label_flip_certificates', "
@@ -127,6 +133,10 @@ def stored_runs(chapter: str, root: str | os.PathLike | None = None) -> list[dic
         if isinstance(record.get("parameters"), Mapping):
             record["parameters"] = complete_stored_parameters(chapter, record["parameters"])
         runs.append({**record, "provenance": prov, "run": run_dir.name})
+    schema = SCHEMAS.get(chapter)
+    if merge_slices and schema is not None and schema.slices is not None:
+        sliced = schema.slices
+        return merge_slice_runs(runs, sliced.start, sliced.count, sliced.merge_function())
     return runs
 
 
@@ -169,6 +179,42 @@ def consecutive_slices(runs: list[Mapping[str, Any]], start: str, count: str
     return chains
 
 
+def merge_slice_runs(runs: list[Mapping[str, Any]], start: str, count: str,
+                     merge_values: Callable[[list[Mapping[str, Any]]], Mapping[str, Any] | None]
+                     ) -> list[dict[str, Any]]:
+    """Runs (as :func:`stored_runs` returns them) with every chain of consecutive slices of
+    one setting (:func:`group_runs` over ``start`` and ``count``, then
+    :func:`consecutive_slices`) replaced by one run: ``values`` from ``merge_values`` (the
+    pieces' ``values``, sorted by ``start``; None keeps the pieces as they are),
+    ``parameters`` of the first piece with ``count`` summed, the provenance of the first
+    piece with every piece's commit (``"a, b"``, each once) and the pieces' wall times added,
+    ``"run"`` ``"<first> to <last>"`` and ``"pieces"`` their number. Other runs are returned
+    unchanged, in the order of their groups."""
+    merged: list[dict[str, Any]] = []
+    for setting in group_runs(runs, vary=(start, count)):
+        for chain in consecutive_slices(setting, start, count):
+            values = (merge_values([dict(run["values"]) for run in chain])
+                      if len(chain) > 1 else None)
+            if values is None:
+                merged += [dict(run) for run in chain]
+                continue
+            first, last = chain[0], chain[-1]
+            provenance = dict(first.get("provenance", {}))
+            commits = [run.get("provenance", {}).get("commit") for run in chain]
+            if all(commits):
+                provenance["commit"] = ", ".join(dict.fromkeys(commits))
+            times = [run.get("provenance", {}).get("wall_time_s") for run in chain]
+            if all(isinstance(t, (int, float)) for t in times):
+                provenance["wall_time_s"] = float(sum(times))
+            merged.append({
+                **{k: v for k, v in first.items() if k not in ("values", "provenance")},
+                "run": f"{first['run']} to {last['run']}",
+                "parameters": {**first["parameters"],
+                               count: sum(run["parameters"][count] for run in chain)},
+                "values": dict(values), "provenance": provenance, "pieces": len(chain)})
+    return merged
+
+
 def _format_value(value: Any, fmt: str, nested: bool = False) -> str:
     if isinstance(value, bool):
         return "yes" if value else "no"
@@ -192,12 +238,13 @@ def stored_value_text(chapter: str, key: str, fmt: str = "",
     (``"avg_max_rd.structure GCN"``); ``fmt`` a format spec for numbers (``".2f"``), or
     ``">"`` for a ranking (a list printed ``a > b > c``); other lists print ``a, b, c``
     (``a / b / c`` inside a dict), dicts ``key value, ...``, booleans yes / no.
+    Runs over consecutive slices of one setting count as one (``merge_slices``).
     Every stored run holding the key contributes, labelled by its folder when there are
     several (``run: value; run: value``), once when they all agree (``value (all 3 stored
     runs)``); ``missing`` when none does.
     """
     found = []
-    for run in stored_runs(chapter, root):
+    for run in stored_runs(chapter, root, merge_slices=True):
         value: Any = run.get("values", {})
         for part in key.split("."):
             if not isinstance(value, Mapping) or part not in value:

@@ -14,15 +14,17 @@
 - :mod:`~certlab.verification.models`: ConvBig, small CNNs and MLPs; grafting insertion.
 - :mod:`~certlab.verification.training`: fast adversarial training with GradAlign and
   grafting fine-tuning.
+- :mod:`~certlab.verification.report`: Table 1 of one model (``CertificationReport``), its
+  stored headline numbers and the merge of stored slices of the verified images.
 - :mod:`~certlab.verification.grafting`: instability / significance scores, the gamma-decay
-  selection, baselines, and certification reports.
+  selection, baselines, and the certification evaluation.
 
 Import order (no cycles): lirpa_patches <- grafted <- lirpa <- numerics <- exact_milp <- bab
-<- verify <- grafting.
+<- verify <- grafting; report stands alone.
 """
 
 from . import (attacks, bab, exact_milp, grafted, grafting, lirpa, lirpa_patches, models,
-               numerics, training, verify as _verify_module)
+               numerics, report, training, verify as _verify_module)
 from .attacks import *  # noqa: F401,F403
 from .bab import *  # noqa: F401,F403
 from .exact_milp import *  # noqa: F401,F403
@@ -31,10 +33,11 @@ from .grafting import *  # noqa: F401,F403
 from .lirpa import *  # noqa: F401,F403
 from .models import *  # noqa: F401,F403
 from .numerics import *  # noqa: F401,F403
+from .report import *  # noqa: F401,F403
 from .training import *  # noqa: F401,F403
 from .verify import *  # noqa: F401,F403
 
 __all__ = list(dict.fromkeys([
     *lirpa.__all__, *grafted.__all__, *numerics.__all__, *exact_milp.__all__, *bab.__all__,
     *_verify_module.__all__, *attacks.__all__, *models.__all__, *training.__all__,
-    *grafting.__all__]))
+    *report.__all__, *grafting.__all__]))

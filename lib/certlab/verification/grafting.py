@@ -46,6 +46,8 @@ from certlab.verification.models import (activation_indices, activation_shapes,
                                          check_supported, insert_grafted_relus)
 from certlab.verification.numerics import (MARGIN_TOLERANCE, float64_default, float64_twin,
                                            real_box, roundoff_tolerance)
+from certlab.verification.report import (CertificationReport, mean_verification_time,
+                                         module_digest)
 from certlab.verification.verify import verify
 
 __all__ = [
@@ -395,105 +397,6 @@ def crown_certification_threshold(model: nn.Module, x: torch.Tensor, eps: float,
     return max(MARGIN_TOLERANCE, roundoff_tolerance(float64_twin(model), lower, upper))
 
 
-@dataclass
-class CertificationReport:
-    """The Table 1 columns of one model (fractions in [0, 1], times in seconds).
-
-    ``unr``: unstable (non-grafted) neurons over all neurons on the verification images;
-    ``va``: verified accuracy on the verification images; ``sa``, ``ra``: standard and PGD
-    robust accuracy on the test images; ``mean_time``: mean verification time over the
-    verification images that are correctly classified and not broken by PGD (the paper's
-    convention; NaN if none); ``statuses``/``stages``/``times``: per verification image
-    (stage "misclassified", "attack", "crown" or "verify"); ``unstable_counts``: per
-    activation layer, on how many verification images each neuron is unstable (Figure 3).
-    """
-
-    unr: float
-    va: float
-    sa: float
-    ra: float
-    mean_time: float
-    statuses: list[str]
-    stages: list[str]
-    times: list[float]
-    unstable_counts: list[torch.Tensor]
-    verify_start: int = 0
-
-    def to_record(self, model_digest: str) -> dict:
-        """The per-image results as JSON-able values, for a stored run to be merged later
-        with runs that verified other images of the same model (:meth:`merge`).
-        ``model_digest``: :func:`module_digest` of the evaluated model."""
-        if not isinstance(model_digest, str) or not model_digest:
-            raise ValueError(f"model_digest must be a non-empty string, got {model_digest!r}")
-        return {"model_digest": model_digest, "verify_start": int(self.verify_start),
-                "unr": float(self.unr), "sa": float(self.sa), "ra": float(self.ra),
-                "statuses": list(self.statuses), "stages": list(self.stages),
-                "times": [float(t) for t in self.times]}
-
-    @classmethod
-    def merge(cls, records: Sequence[dict]) -> "CertificationReport":
-        """One report from the :meth:`to_record` s of runs that verified consecutive slices
-        of the test images with the same model (pieces of one long run, e.g. a sweep over
-        ``verify_start``): VA, UNR and the mean time over all their verification images, as
-        one run over the union would give (up to how the batched CROWN time is shared).
-
-        Refuses (``ValueError``) pieces of different models (``model_digest``, SA, RA) and
-        slices that overlap or leave a gap. ``unstable_counts`` is empty (not stored).
-        """
-        if not records:
-            raise ValueError("merge needs at least one record")
-        keys = ("model_digest", "verify_start", "unr", "sa", "ra", "statuses", "stages",
-                "times")
-        for rec in records:
-            missing = [k for k in keys if k not in rec]
-            if missing:
-                raise ValueError(f"not a CertificationReport record: missing {missing}")
-            if not len(rec["statuses"]) == len(rec["stages"]) == len(rec["times"]) >= 1:
-                raise ValueError("a record's statuses, stages and times must have one entry "
-                                 "per verification image (at least one)")
-        pieces = sorted(records, key=lambda r: r["verify_start"])
-        for key in ("model_digest", "sa", "ra"):
-            if len({rec[key] for rec in pieces}) > 1:
-                raise ValueError(f"the pieces disagree on {key} "
-                                 f"({sorted({rec[key] for rec in pieces})}): they evaluated "
-                                 "different models or test sets and cannot be merged")
-        for before, after in zip(pieces, pieces[1:]):
-            end = before["verify_start"] + len(before["statuses"])
-            if after["verify_start"] != end:
-                raise ValueError(f"the pieces' verification images are not consecutive: one "
-                                 f"ends at image {end}, the next starts at "
-                                 f"{after['verify_start']}")
-        counts = [len(rec["statuses"]) for rec in pieces]
-        statuses = [s for rec in pieces for s in rec["statuses"]]
-        stages = [s for rec in pieces for s in rec["stages"]]
-        times = [float(t) for rec in pieces for t in rec["times"]]
-        return cls(unr=float(np.dot([rec["unr"] for rec in pieces], counts) / sum(counts)),
-                   va=statuses.count("verified") / len(statuses), sa=pieces[0]["sa"],
-                   ra=pieces[0]["ra"], mean_time=_mean_verification_time(times, stages),
-                   statuses=statuses, stages=stages, times=times, unstable_counts=[],
-                   verify_start=int(pieces[0]["verify_start"]))
-
-
-def _mean_verification_time(times: Sequence[float], stages: Sequence[str]) -> float:
-    """Mean time over the images that reached a verifier (stage "crown" or "verify"; the
-    paper excludes misclassified and attacked images); NaN if none."""
-    timed = [t for t, s in zip(times, stages) if s in ("crown", "verify")]
-    return float(np.mean(timed)) if timed else float("nan")
-
-
-def module_digest(model: nn.Module) -> str:
-    """A short SHA-256 of a model's parameters and buffers (names, shapes, dtypes, bytes): two
-    runs hold the same trained model exactly when their digests agree."""
-    import hashlib
-
-    digest = hashlib.sha256()
-    for name, tensor in model.state_dict().items():
-        value = tensor.detach().cpu().contiguous()
-        digest.update(f"{name}:{tuple(value.shape)}:{value.dtype};".encode())
-        digest.update(value.numpy().tobytes())
-    return digest.hexdigest()[:16]
-
-
 def evaluate_certification(model: nn.Module, x_test: torch.Tensor, y_test: torch.Tensor,
                            eps: float, *, n_verify: int, timeout: float | None,
                            attack_steps: int = 100, attack_restarts: int = 1,
@@ -604,5 +507,5 @@ def evaluate_certification(model: nn.Module, x_test: torch.Tensor, y_test: torch
             times.append(crown_time + res.time)
     return CertificationReport(
         unr=unr, va=statuses.count("verified") / n_verify, sa=sa, ra=ra,
-        mean_time=_mean_verification_time(times, stages), statuses=statuses,
+        mean_time=mean_verification_time(times, stages), statuses=statuses,
         stages=stages, times=times, unstable_counts=counts, verify_start=verify_start)
