@@ -192,6 +192,9 @@ glue("ch42_image_size", int(image_size), display=False)
 glue("ch42_epochs", int(epochs), display=False)
 glue("ch42_n_train", int(n_train), display=False)
 glue("ch42_max_domains", int(max_domains), display=False)
+# parameter values that the prose quotes
+for _param in ("n_instability", "n_significance", "timeout", "finetune_epochs"):
+    glue(f"ch42_p_{_param}", globals()[_param], display=False)
 glue("ch42_va_step", 100 / n_verify, display=False)
 
 # %%
@@ -201,9 +204,10 @@ print("(float32 training: these losses differ in the second decimal between CPUs
 # %% [markdown]
 # ## Steps 2-4: scores and selection
 #
-# $r_u$ counts, per neuron, on how many of the `n_instability` held-out images it is unstable
-# under CROWN intermediate bounds at $\epsilon$; $r_s$ is the mean absolute activation gradient
-# on `n_significance` training images (for SAP: the mean activation magnitude). Both are
+# $r_u$ counts, per neuron, on how many of the {glue:text}`ch42_p_n_instability`
+# (`n_instability`) held-out images it is unstable under CROWN intermediate bounds at
+# $\epsilon$; $r_s$ is the mean absolute activation gradient on
+# {glue:text}`ch42_p_n_significance` (`n_significance`) training images (for SAP: the mean activation magnitude). Both are
 # ranked over all neurons of all layers at once.
 
 # %%
@@ -272,7 +276,7 @@ plt.close(fig)
 # the complete verifier (`verify(..., method="bab")`: alpha-CROWN at the root, then branch and
 # bound with beta-CROWN), which answers "timeout" once it has bounded
 # {glue:text}`ch42_max_domains` (`max_domains`) sub-problems (or after the safety limit of
-# `timeout` seconds). A time-out is never counted
+# {glue:text}`ch42_p_timeout:g` (`timeout`) seconds). A time-out is never counted
 # as verified.
 
 # %%
@@ -439,8 +443,8 @@ glue("ch42_random_vs_paper", Markdown(
 #   paper's 93-97%).
 # * **Accuracy cost.** Grafting costs some SA and RA after the short fine-tune, most at 80%
 #   (the paper: 99.29 -> 98.68 -> 98.63 SA). Grafting zero ends up about where learnable
-#   $a z + b$ does (similar UNR and VA), unlike the paper's Table 5: with `finetune_epochs`
-#   epochs instead of 100 the slopes and intercepts barely move from their initial values
+#   $a z + b$ does (similar UNR and VA), unlike the paper's Table 5: with
+#   {glue:text}`ch42_p_finetune_epochs` (`finetune_epochs`) epochs instead of 100 the slopes and intercepts barely move from their initial values
 #   ({numref}`fig-ch42-slopes`), so the learnable functions have had no chance to pay off.
 #
 # ## The criterion ablation (Table 2)
@@ -609,12 +613,13 @@ glue("ch42_intercept_median", float(all_b.median()), display=False)
 
 # %% [markdown]
 # The paper finds slopes centred in $[0.1, 0.3]$ and intercepts around 0 after 100 epochs of
-# fine-tuning. Our `finetune_epochs` epochs at lr 0.01 (cosine-annealed) move them only
-# slightly from the initial $(0.4, 0)$ (medians {glue:text}`ch42_slope_median:.2f` and
-# {glue:text}`ch42_intercept_median:.2f`), so at our scale {numref}`fig-ch42-slopes` shows at most the start of
-# that drift. With the CNN (`architecture="small_cnn"`) the grafted neurons of the first
-# layer form channel-wise blocks, like the block patterns of the paper's $z^{(1)}$ mask; for
-# the MLP the mask is one row of neurons.
+# fine-tuning. Our {glue:text}`ch42_p_finetune_epochs` (`finetune_epochs`) epochs at lr 0.01
+# (cosine-annealed) move them only slightly from the initial $(0.4, 0)$ (medians
+# {glue:text}`ch42_slope_median:.2f` and {glue:text}`ch42_intercept_median:.2f`), so at our
+# scale {numref}`fig-ch42-slopes` shows at most the start of that drift. With the CNN
+# (`architecture="small_cnn"`) the grafted neurons of the first layer form channel-wise
+# blocks, like the block patterns of the paper's $z^{(1)}$ mask; for the MLP the mask is one
+# row of neurons.
 
 # %% [markdown]
 # ## What CI checks on every machine
@@ -737,14 +742,16 @@ def stored_reading(run):
             + f": {numbers}.", raised)
 
 
-def why_not_raised(runs):
-    """Why grafting did not raise VA in the stored `runs` (one sentence for all of them)."""
+def why_not_raised(runs, in_all):
+    """Why grafting did not raise VA in the stored `runs` (one sentence for all of them);
+    `in_all`: whether that is every stored run with the numbers."""
     epochs = sorted({run["parameters"]["finetune_epochs"] for run in runs})
     paper_va = paper_table_1["baseline"][1]
     baselines = "; ".join(f"VA {stored_value(run, 'baseline', 'va'):.1f}% against an RA "
                           f"of {stored_value(run, 'baseline', 'ra'):.1f}% in `{run['run']}`"
                           for run in runs)
-    return (f"Where it does not, the baseline is already largely within reach of our branch "
+    return (("Grafting raises VA in none of them: the" if in_all else "Where it does not, the")
+            + f" baseline is already largely within reach of our branch "
             f"and bound ({baselines}), unlike the paper's ConvBig (VA {paper_va:.2f}%), "
             f"so there is little left to gain, while grafting followed by only "
             f"{' or '.join(map(str, epochs))} fine-tuning epochs (the paper: 100) lowers the "
@@ -763,21 +770,31 @@ glue("ch42_stored_runs", Markdown(
     ("Stored runs (the column \"ours, stored larger runs\" above): "
      + "; ".join(describe_stored(run) for run in stored) + ". "
      + " ".join(text for _, (text, _) in readings)
-     + (" " + why_not_raised(not_raised) if not_raised else "")
+     + (" " + why_not_raised(not_raised, len(not_raised) == len(readings))
+        if not_raised else "")
      if stored else "No larger run is stored yet.")
     + ("" if paper_scale_stored else
        " No paper-scale (ConvBig, 1000 images) record is stored: it needs a GPU.")),
     display=False)
 
-why = {"unr": f"{arch_name}, {epochs} epochs on {n_train} images vs ConvBig, 200 "
-                  f"epochs on 60000: our baseline is less stable",
-       "va": f"{n_verify} images, {max_domains} BaB sub-problems each vs 1000 images, "
-                 f"300 s each; capped by our lower RA",
-       "sa": f"{epochs} + {finetune_epochs} epochs vs 200 + 100",
-       "ra": f"PGD-{attack_steps} ({attack_restarts} restart"
-                 f"{'s' if attack_restarts != 1 else ''}) vs PGD-100 (100 restarts); "
-                 f"{finetune_epochs} fine-tuning epochs vs 100",
-       "time": f"budget of {max_domains} sub-problems vs a 300 s time-out"}
+restarts = f"{attack_restarts} restart{'s' if attack_restarts != 1 else ''}"
+
+
+def why_this_run(name, column):
+    """Why this run's value of Table 1 `column` for model `name` differs from the paper's
+    (this run's setting; the stored runs' settings are listed below the table)."""
+    tuned = name != "baseline"  # only the grafted models are fine-tuned
+    return {"unr": f"{arch_name}, {epochs} epochs on {n_train} images vs ConvBig, 200 "
+                   f"epochs on 60000: our baseline is less stable",
+            "va": f"{n_verify} images, {max_domains} BaB sub-problems each vs 1000 images, "
+                  f"300 s each; capped by our lower RA",
+            "sa": (f"{epochs} + {finetune_epochs} epochs vs 200 + 100" if tuned
+                   else f"{epochs} epochs vs 200"),
+            "ra": f"PGD-{attack_steps} ({restarts}) vs PGD-100 (100 restarts)"
+                  + (f"; {finetune_epochs} fine-tuning epochs vs 100" if tuned else ""),
+            "time": f"budget of {max_domains} sub-problems vs a 300 s time-out"}[column]
+
+
 comparison_rows = []
 for name in compared:
     if name not in reports:
@@ -789,7 +806,7 @@ for name in compared:
             "paper's number": f"{paper_table_1[name][index]:.2f}",
             "ours at this run's scale": f"{ours:.2f}" if np.isfinite(ours) else "–",
             "ours, stored larger runs": at_paper_scale(name, column),
-            "scale and why they differ": why[column]})
+            "why this run differs": why_this_run(name, column)})
 pd.DataFrame(comparison_rows).style.hide(axis="index")
 
 # %% [markdown]

@@ -60,7 +60,14 @@ def test_stored_value_text_formats_nested_values_and_several_runs(tmp_path):
     _write_run(base, "sage", {"rd": 5.4, "same": True})
     assert stored_value_text("12_ch", "rd", ".1f", tmp_path) == \
         "gat: 3.0; gcn: 5.4; sage: 5.4"
-    assert stored_value_text("12_ch", "same", root=tmp_path) == "yes (all 2 stored runs)"
+    assert stored_value_text("12_ch", "same", root=tmp_path) == "yes (both stored runs)"
+    # a sweep's parameter digest is left out of the labels unless they would then clash
+    _write_run(base, "n_parts-10_c8af3f38", {"p": 1.0})
+    _write_run(base, "n_parts-50_0123abcd", {"p": 2.0})
+    assert stored_value_text("12_ch", "p", ".1f", tmp_path) == "n_parts-10: 1.0; n_parts-50: 2.0"
+    _write_run(base, "n_parts-50_4567abcd", {"p": 3.0})
+    assert stored_value_text("12_ch", "p", ".1f", tmp_path) == \
+        "n_parts-10_c8af3f38: 1.0; n_parts-50_0123abcd: 2.0; n_parts-50_4567abcd: 3.0"
 
 
 def test_group_runs_by_all_parameters_but_one():

@@ -20,6 +20,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import re
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
@@ -240,8 +241,8 @@ def stored_value_text(chapter: str, key: str, fmt: str = "",
     (``a / b / c`` inside a dict), dicts ``key value, ...``, booleans yes / no.
     Runs over consecutive slices of one setting count as one (``merge_slices``).
     Every stored run holding the key contributes, labelled by its folder when there are
-    several (``run: value; run: value``), once when they all agree (``value (all 3 stored
-    runs)``); ``missing`` when none does.
+    several (``run: value; run: value``), once when they all agree (``value (both stored
+    runs)``, ``value (all 3 stored runs)``); ``missing`` when none does.
     """
     found = []
     for run in stored_runs(chapter, root, merge_slices=True):
@@ -258,5 +259,16 @@ def stored_value_text(chapter: str, key: str, fmt: str = "",
     if len(found) == 1:
         return found[0][1]
     if len({text for _, text in found}) == 1:
-        return f"{found[0][1]} (all {len(found)} stored runs)"
-    return "; ".join(f"{name}: {text}" for name, text in found)
+        together = "both" if len(found) == 2 else f"all {len(found)}"
+        return f"{found[0][1]} ({together} stored runs)"
+    labels = _readable_labels([name for name, _ in found])
+    return "; ".join(f"{label}: {text}" for label, (_, text) in zip(labels, found))
+
+
+def _readable_labels(names: list[str]) -> list[str]:
+    """Run folders without the parameter digest a sweep appends (``n_parts-10+1000_c8af3f38``
+    -> ``n_parts-10+1000``; a merged run ``a_1234abcd to b_5678ef90`` -> ``a to b``), unless
+    that would make two labels equal."""
+    short = [" to ".join(re.sub(r"_[0-9a-f]{8}$", "", part) for part in name.split(" to "))
+             for name in names]
+    return short if len(set(short)) == len(short) else list(names)
