@@ -75,3 +75,41 @@ def test_chapter_31_with_one_number_of_partitions(data_root):
                for by_parts in values["medians"].values())
     assert values["headline"]["p_vs_100p_change_mnist10"] == {}
     assert values["headline"]["best_ensemble_mnist10"] == values["medians"]["mnist10"]["3"][0]
+
+
+CHAPTER_22 = ROOT / "notebooks" / "22_label_flip_certificates.py"
+
+
+def test_chapter_22_csbm_collective_curves_match_enumeration(data_root):
+    """The CSBM collective curves (off by default; sweeps/22_csbm_collective.yaml) run, are
+    recorded, and agree with exact enumeration of every flip set at the small budgets."""
+    import numpy as np
+
+    from certlab.graphs.csbm import csbm_split, sample_csbm
+    from certlab.ntk import PAPER_ARCHITECTURES, PAPER_C_CSBM, gnn_ntk
+    from certlab.poisoning.enumeration import enumerate_collective_curve
+
+    nodes_per_seed = 4
+    run = run_chapter(CHAPTER_22, {
+        "n_seeds": 1, "published_seeds": 0, "citeseer_table": False,
+        "collective_max_fraction": 0.1, "n_milp_nodes": 1, "n_beyond_nodes": 1,
+        "csbm_collective_architectures": ["GCN"], "csbm_collective_seeds": 1,
+        "n_csbm_collective_nodes": nodes_per_seed})
+    values = run.record["values"]
+    curve = values["csbm_collective_ratio"]["GCN"]
+    assert list(curve) == ["0.025", "0.050", "0.075", "0.100"]  # budgets 1..4 of 40 labels
+    assert values["csbm_collective_exact_share"] == 1.0
+    graph = sample_csbm(200, seed=0)
+    split = csbm_split(graph, seed=0)
+    nodes = np.random.default_rng(0).choice(split.test, nodes_per_seed, replace=False)
+    labeled = split.labeled
+    kernel = gnn_ntk(graph.adj, graph.features, **PAPER_ARCHITECTURES["GCN"])
+    changed = enumerate_collective_curve(kernel[np.ix_(labeled, labeled)],
+                                         kernel[np.ix_(nodes, labeled)],
+                                         graph.labels[labeled], 2, model="svm",
+                                         C=PAPER_C_CSBM, max_budget=2)
+    assert [curve["0.025"], curve["0.050"]] == \
+        [100 * (1 - c / nodes_per_seed) for c in changed[1:]]
+    with pytest.raises(ParameterError, match="n_csbm_collective_nodes"):
+        run_chapter(CHAPTER_22, {"n_csbm": 50, "n_csbm_collective_nodes": 20,
+                                 "beyond_paper_labels": 16})

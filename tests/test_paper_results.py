@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 
 from certlab.parameters import complete_stored_parameters, validate_chapter_parameters
+from certlab.run import chapter_defaults
 from certlab.records import PAPER_RESULTS, stored_runs
 from test_book_bibliography import _extension  # loads book/_ext/certlab_book.py once
 
@@ -23,6 +24,11 @@ ROLE = re.compile(r"\{paper-scale\}`([^`]+)`")
 
 
 parse_stored_value_reference = _extension().parse_paper_scale  # the book's role parser
+
+
+def validate_defaults(chapter):
+    """The parameter names of a chapter (its parameters cell)."""
+    return chapter_defaults(ROOT / "notebooks" / f"{chapter}.py")
 
 
 @pytest.mark.parametrize("run_dir", RUN_DIRS, ids=lambda p: f"{p.parent.name}/{p.name}")
@@ -67,7 +73,9 @@ def test_the_status_page_quotes_stored_runs():
 
 @pytest.mark.parametrize("page,text", list(_roles()), ids=lambda v: str(v)[:60])
 def test_every_paper_scale_role_names_a_saved_value(page, text):
-    chapter, key, _ = parse_stored_value_reference(text)
+    chapter, key, _, where = parse_stored_value_reference(text)
+    assert all(name in validate_defaults(chapter) for name in where), \
+        f"{page}: {text!r} filters on a parameter the chapter does not have"
     source = ROOT / "notebooks" / f"{chapter}.py"
     assert source.is_file(), f"{page}: no chapter {chapter!r}"
     top = key.split(".")[0]
@@ -79,14 +87,37 @@ def test_every_paper_scale_role_names_a_saved_value(page, text):
 
 def test_the_role_splits_chapter_key_and_format():
     parse = parse_stored_value_reference
-    assert parse("12_ch sparse_avg_max_rd .2f") == ("12_ch", "sparse_avg_max_rd", ".2f")
+    assert parse("12_ch sparse_avg_max_rd .2f") == ("12_ch", "sparse_avg_max_rd", ".2f", {})
     assert parse("12_ch avg_max_rd.structure GCN .1f") == ("12_ch", "avg_max_rd.structure GCN",
-                                                          ".1f")
-    assert parse("31_ch headline.change.10 +.1f") == ("31_ch", "headline.change.10", "+.1f")
-    assert parse("22_ch ranked >") == ("22_ch", "ranked", ">")
-    assert parse("22_ch avg_max_rd.structure GCN") == ("22_ch", "avg_max_rd.structure GCN", "")
+                                                          ".1f", {})
+    assert parse("31_ch headline.change.10 +.1f") == ("31_ch", "headline.change.10", "+.1f", {})
+    assert parse("22_ch ranked >") == ("22_ch", "ranked", ">", {})
+    assert parse("22_ch avg_max_rd.structure GCN") == ("22_ch", "avg_max_rd.structure GCN", "",
+                                                       {})
+    assert parse("22_ch[n_seeds=5,real_graph=cora_ml] x .1f") == \
+        ("22_ch", "x", ".1f", {"n_seeds": 5, "real_graph": "cora_ml"})
     with pytest.raises(ValueError, match="chapter key"):
         parse("22_ch")
+    for bad in ("22_ch[n_seeds] x", "22_ch[=5] x", "22_ch[n_seeds=5 x"):
+        with pytest.raises(ValueError, match=r"\[name=value"):
+            parse(bad)
+
+
+def test_the_role_filter_keeps_runs_with_those_parameters(tmp_path):
+    from certlab.records import stored_value_text
+
+    base = tmp_path / PAPER_RESULTS / "22_ch"
+    for name, seeds, value in (("five", 5, 1.5), ("one", 1, 2.5)):
+        (base / name).mkdir(parents=True)
+        (base / name / "record.json").write_text(json.dumps(
+            {"parameters": {"n_seeds": seeds}, "values": {"x": value}}))
+        (base / name / "provenance.json").write_text("{}")
+    assert stored_value_text("22_ch", "x", ".1f", tmp_path) == "five: 1.5; one: 2.5"
+    assert stored_value_text("22_ch", "x", ".1f", tmp_path, where={"n_seeds": 5}) == "1.5"
+    assert stored_value_text("22_ch", "x", ".1f", tmp_path, where={"n_seeds": 2}) == \
+        "not run yet"
+    with pytest.raises(TypeError, match="where"):
+        stored_value_text("22_ch", "x", where=[("n_seeds", 5)], root=tmp_path)
 
 
 def test_stored_slices_of_chapter_42_merge_into_one_run(tmp_path):

@@ -9,6 +9,7 @@
   ``Lee et al. (2019)``.
 * Registers the role ``paper-scale``: ``{paper-scale}`12_smoothing_node_classification
   sparse_avg_max_rd .2f``` prints that value of the chapter's stored paper-scale runs
+  (``chapter[n_seeds=5]``: only the runs with that parameter value)
   (``results/paper/<chapter>/*/record.json``, through :func:`certlab.records.stored_value_text`),
   or "not run yet", so that the reproduction-status page quotes no number by hand.
 * Removes duplicate inline scripts from the pages (sphinx-thebe registers its configuration
@@ -18,6 +19,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 import string
 from collections import Counter
@@ -111,19 +113,36 @@ def _drop_duplicate_scripts(app: Any, pagename: str, templatename: str, context:
     scripts[:] = unique
 
 
-def parse_paper_scale(text: str) -> tuple[str, str, str]:
-    """``"chapter key [format]"`` -> ``(chapter, key, format)`` for
+def parse_paper_scale(text: str) -> tuple[str, str, str, dict]:
+    """``"chapter[name=value,...] key [format]"`` -> ``(chapter, key, format, where)`` for
     :func:`certlab.records.stored_value_text`. The key may contain spaces
     (``avg_max_rd.structure GCN``); the format is ``>`` or a number format such as ``.2f`` or
-    ``+.1f``, empty when absent. Raises ValueError when the key is missing."""
+    ``+.1f``, empty when absent. The optional ``[name=value,...]`` after the chapter keeps
+    only the stored runs with those parameter values (values read as JSON, else as text:
+    ``[n_seeds=5]``), ``{}`` when absent. Raises ValueError when the key is missing or a
+    filter is malformed."""
     chapter, _, rest = str(text).strip().partition(" ")
     rest = rest.strip()
     if not chapter or not rest:
         raise ValueError(f"expected 'chapter key [format]', got {text!r}")
+    where: dict = {}
+    match = re.fullmatch(r"([^\[\]]+)\[([^\[\]]*)\]", chapter)
+    if match:
+        chapter = match.group(1)
+        for item in match.group(2).split(","):
+            name, sep, value = item.partition("=")
+            if not sep or not name.strip() or not value.strip():
+                raise ValueError(f"expected [name=value,...] after the chapter, got {text!r}")
+            try:
+                where[name.strip()] = json.loads(value.strip())
+            except json.JSONDecodeError:
+                where[name.strip()] = value.strip()
+    elif "[" in chapter or "]" in chapter:
+        raise ValueError(f"expected [name=value,...] after the chapter, got {text!r}")
     last = rest.rsplit(" ", 1)[-1]
     is_format = last == ">" or re.fullmatch(r"[+\- ]?\.\d+[eEfFgG%]", last) is not None
     key, _, fmt = rest.rpartition(" ") if " " in rest and is_format else (rest, "", "")
-    return chapter, key, fmt
+    return chapter, key, fmt, where
 
 
 def paper_scale_role(name: str, rawtext: str, text: str, lineno: int, inliner: Any,
@@ -134,7 +153,8 @@ def paper_scale_role(name: str, rawtext: str, text: str, lineno: int, inliner: A
     from certlab.records import stored_value_text
 
     try:
-        value = stored_value_text(*parse_paper_scale(text))
+        chapter, key, fmt, where = parse_paper_scale(text)
+        value = stored_value_text(chapter, key, fmt, where=where)
     except (ValueError, TypeError) as err:
         msg = inliner.reporter.error(f"paper-scale {text!r}: {err}", line=lineno)
         return [inliner.problematic(rawtext, rawtext, msg)], [msg]

@@ -430,6 +430,10 @@ SCHEMAS: dict[str, ChapterSchema] = {
          "max_flips": Int(1, 20, help="the real graph has 20 labels"),
          "collective_architectures": _List(Choice(COLLECTIVE_ARCHITECTURES), 0), "collective_seeds": Int(0),
          "n_collective_nodes": Int(1), "collective_max_fraction": Probability(open_low=True),
+         "csbm_collective_architectures": _List(Choice(COLLECTIVE_ARCHITECTURES), 0),
+         "csbm_collective_seeds": Int(1), "n_csbm_collective_nodes": Int(1),
+         "csbm_collective_time_limit": Float(0, open_low=True,
+                                             help="wall-clock s per MILP solve"),
          "n_milp_nodes": Int(0), "milp_budgets": IntList(1, 1, 20),
          "citeseer_table": Bool(), "multiclass_per_class": Int(2),
          "multiclass_max_flips": Int(1), "multiclass_milp_per_class": Int(2),
@@ -443,6 +447,9 @@ SCHEMAS: dict[str, ChapterSchema] = {
         (Rule(lambda v: v["multiclass_max_flips"] <= 7 * v["multiclass_per_class"],
               "multiclass_max_flips must lie in [1, 7 * multiclass_per_class = "
               "7 * {multiclass_per_class}], got {multiclass_max_flips}"),
+         Rule(lambda v: v["n_csbm_collective_nodes"] <= v["n_csbm"] - 40,
+              "n_csbm_collective_nodes must be at most the n_csbm - 40 = {n_csbm} - 40 "
+              "unlabeled CSBM nodes, got {n_csbm_collective_nodes}"),
          Rule(lambda v: v["beyond_paper_labels"] % 4 == 0,
               "beyond_paper_labels must be a multiple of 4, got {beyond_paper_labels}"),
          Rule(lambda v: v["beyond_paper_labels"] <= v["n_csbm"] // 3,
@@ -454,7 +461,10 @@ SCHEMAS: dict[str, ChapterSchema] = {
               "got {beyond_check_flips}"),
          Rule(lambda v: v["beyond_max_flips"] <= v["beyond_paper_labels"],
               "beyond_max_flips must be at most beyond_paper_labels = {beyond_paper_labels}, "
-              "got {beyond_max_flips}"))),
+              "got {beyond_max_flips}")),
+        # the CSBM collective curves came after the stored paper-scale run, which has none
+        added_later={"csbm_collective_architectures": [], "csbm_collective_seeds": 1,
+                     "n_csbm_collective_nodes": 20, "csbm_collective_time_limit": 20.0}),
     "31_ensemble_certificates": ChapterSchema(
         {"n_train": Int(0, help="0: all"), "n_test": Int(0, help="0: all"),
          "n_parts": IntList(1, 1, sort_unique=True), "n_components": Int(1),

@@ -232,7 +232,8 @@ def _format_value(value: Any, fmt: str, nested: bool = False) -> str:
 
 def stored_value_text(chapter: str, key: str, fmt: str = "",
                       root: str | os.PathLike | None = None, *,
-                      missing: str = "not run yet") -> str:
+                      missing: str = "not run yet",
+                      where: Mapping[str, Any] | None = None) -> str:
     """One value of the stored paper-scale runs of a chapter, as text for a page.
 
     ``key`` is a name in the runs' ``values``, with dots into nested dicts
@@ -242,10 +243,17 @@ def stored_value_text(chapter: str, key: str, fmt: str = "",
     Runs over consecutive slices of one setting count as one (``merge_slices``).
     Every stored run holding the key contributes, labelled by its folder when there are
     several (``run: value; run: value``), once when they all agree (``value (both stored
-    runs)``, ``value (all 3 stored runs)``); ``missing`` when none does.
+    runs)``, ``value (all 3 stored runs)``); ``missing`` when none does. ``where``: only
+    the runs whose parameters have these values (``{"n_seeds": 5}``), for a chapter whose
+    stored runs answer different questions.
     """
+    if where is not None and not isinstance(where, Mapping):
+        raise TypeError(f"where must map parameter names to values, got {where!r}")
     found = []
     for run in stored_runs(chapter, root, merge_slices=True):
+        if where and any(run["parameters"].get(name, _MISSING) != value
+                         for name, value in where.items()):
+            continue
         value: Any = run.get("values", {})
         for part in key.split("."):
             if not isinstance(value, Mapping) or part not in value:
@@ -263,6 +271,9 @@ def stored_value_text(chapter: str, key: str, fmt: str = "",
         return f"{found[0][1]} ({together} stored runs)"
     labels = _readable_labels([name for name, _ in found])
     return "; ".join(f"{label}: {text}" for label, (_, text) in zip(labels, found))
+
+
+_MISSING = object()  # a parameter a run does not have equals no value
 
 
 def _readable_labels(names: list[str]) -> list[str]:

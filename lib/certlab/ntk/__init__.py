@@ -22,13 +22,15 @@ from .empirical import (NTKLinear, WideGNN, build_wide_gnn, empirical_gnn_ntk, e
 from .gnn import (MODELS, GNNArchitecture, clamp_covariance, gnn_ntk, resolve_architecture,
                   skip_alpha_reference_ntk)
 from .paper import (PAPER_ARCHITECTURES, PAPER_C_CORA_MLB, PAPER_C_CSBM,
-                    PUBLISHED_COLLECTIVE_GCN_CORA_MLB, PUBLISHED_SAMPLEWISE_CORA_MLB,
+                    PUBLISHED_COLLECTIVE_GCN_CORA_MLB, PUBLISHED_COLLECTIVE_GCN_CSBM,
+                    PUBLISHED_SAMPLEWISE_CORA_MLB,
                     PUBLISHED_SETTINGS, published_ntk)
 from .relu_kernels import (arccos_kernel_0, arccos_kernel_1, linear_expectations,
                            relu_expectations)
 
 __all__ = [
     "PAPER_ARCHITECTURES", "PAPER_C_CORA_MLB", "PAPER_C_CSBM", "PUBLISHED_COLLECTIVE_GCN_CORA_MLB",
+    "PUBLISHED_COLLECTIVE_GCN_CSBM",
     "PUBLISHED_SAMPLEWISE_CORA_MLB", "PUBLISHED_SETTINGS", "published_ntk", "MODELS", "Aggregation", "SVMEvaluation", "kernel_svm_accuracy", "kernel_target_alignment",
     "normalized_kernel", "GNNArchitecture", "NTKLinear", "WideGNN", "aggregation_matrix",
     "aggregation_operator", "arccos_kernel_0", "arccos_kernel_1", "build_wide_gnn",
