@@ -1234,6 +1234,12 @@ plt.close(fig)
 # python -m certlab.run notebooks/22_label_flip_certificates.py -p real_graph citeseer -p n_seeds 5 -p citeseer_table False
 # ```
 #
+# As sweeps (`python -m certlab.sweep SPEC --out results/paper/22_label_flip_certificates`):
+# `sweeps/22_paper_scale.yaml` runs both (the stored Cora-MLb run took 83 min on one core),
+# `sweeps/22_csbm_collective.yaml` the CSBM's collective curves of all eight architectures at
+# five seeds, with the rest of the chapter at a small scale (the tables above take each
+# number from the stored run with the most seeds of its kind).
+#
 # The whole Cora-MLb sample-wise table (8 architectures, 5 seeds, budgets 1-3, every
 # unlabeled node) and the GCN collective curve (budgets 1-10) are also recorded by
 # `python benchmarks/bench_poisoning_tables.py` (chapter "Benchmarks"): exact, in seconds
