@@ -540,11 +540,7 @@ print(f"MILP vs enumeration at budgets <= {beyond_check_flips}: "
 # architecture and seed in this run).
 # The MILP gives the same answers (tests) but its collective version did not finish within
 # minutes on this graph with the open-source solver, matching the paper's 4.2 h average with
-# Gurobi. The paper also draws collective curves on the CSBM (40 labels, budgets up to 20
-# flips). There enumeration is out of reach ({glue:text}`ch22_csbm_collective_sets:,`
-# labellings) and our collective MILP on HiGHS did not prove the larger budgets for 50 nodes
-# within minutes each, so the book shows none; the benchmark `poisoning_milp` (chapter
-# "Benchmarks") certifies the CSBM's GCN curve exactly on 20 nodes.
+# Gurobi. The CSBM's collective curves follow below.
 
 # %%
 max_budget = int(np.floor(collective_max_fraction * 20 + 1e-9))
@@ -601,6 +597,63 @@ def paper_curve(published):
         fractions.append(frac)
         ratios.append(ratio)
     return fractions, ratios
+
+
+def collective_panels(sources, title, xlabel, paper=None, others_in_grey=False):
+    """One panel per architecture (in the paper's order) of collective curves, the figure.
+
+    `sources`: (label, color, architecture -> fraction -> certified ratio) per run drawn;
+    `paper`: (label, published GCN curve) dashed in the GCN panel; `others_in_grey`: the other
+    architectures of the first source in grey behind each panel."""
+    names = [n for n in ARCHITECTURES if any(n in ratios for _, _, ratios in sources)]
+    rows_ = -(-len(names) // 4)
+    fig, axes = plt.subplots(rows_, 4, figsize=(7.5, 2.0 * rows_ + 0.6), sharex=True,
+                             sharey=True, squeeze=False)
+    for ax, name in zip(axes.flat, names):
+        if others_in_grey:
+            for other, curve in sources[0][2].items():
+                if other != name:
+                    ax.plot(sorted(curve), [curve[f] for f in sorted(curve)], color="0.85",
+                            lw=0.8, zorder=1)
+        for label, color, ratios in sources:
+            if name in ratios:
+                curve = ratios[name]
+                ax.plot(sorted(curve), [curve[f] for f in sorted(curve)], color=color,
+                        marker="o", ms=3, zorder=3, label=label)
+        if paper is not None and name == "GCN":
+            ax.plot(*paper_curve(paper[1]), "k--", marker="s", ms=3, zorder=2, label=paper[0])
+        ax.axvspan(0.15, 0.30, color="0.93", zorder=0)
+        ax.set_title(name, fontsize=9)
+    for ax in axes.flat[len(names):]:
+        ax.set_axis_off()
+    axes.flat[names.index("GCN") if "GCN" in names else 0].legend(loc="upper right",
+                                                                  fontsize=6.5)
+    fig.supxlabel(xlabel, fontsize=9)
+    fig.supylabel("certified ratio (%)", fontsize=9)
+    fig.suptitle(title, fontsize=10)
+    return fig
+
+
+def no_curves_figure(text):
+    """A figure that says why there is nothing to draw."""
+    fig, ax = plt.subplots(figsize=(7.5, 2.0))
+    ax.text(0.5, 0.5, text, ha="center", va="center", transform=ax.transAxes)
+    ax.set_axis_off()
+    return fig
+
+
+def leaders(ratios, frac):
+    """The architectures sharing the first place at `frac` ("GIN and SGC", the paper's
+    order), with the verb: "is SGC" or "are GIN and SGC"."""
+    top = max(round(curve[frac], 6) for curve in ratios.values())
+    names = [n for n in ARCHITECTURES if n in ratios and round(ratios[n][frac], 6) == top]
+    return ("are " if len(names) > 1 else "is ") + " and ".join(names)
+
+
+def least_robust(ratios, frac):
+    """The architecture with the lowest certified ratio at `frac` (first in the paper's
+    order on ties)."""
+    return min((n for n in ARCHITECTURES if n in ratios), key=lambda n: ratios[n][frac])
 
 
 fig, ax = plt.subplots(figsize=(7.5, 3.8))
@@ -703,49 +756,25 @@ if stored_csbm is not None:
     csbm_sources.append((f"the stored run ({seeds_text(stored_seeds)})", "tab:orange",
                          {name: {float(f): v for f, v in curve.items()} for name, curve
                           in stored_csbm["values"]["csbm_collective_ratio"].items()}))
-csbm_names = [n for n in ARCHITECTURES if any(n in ratios for _, _, ratios in csbm_sources)]
-if not csbm_names:
-    fig, ax = plt.subplots(figsize=(7.5, 2.0))
-    ax.text(0.5, 0.5, "no CSBM collective curves: not run here and none stored\n"
-            "(csbm_collective_architectures; sweeps/22_csbm_collective.yaml)",
-            ha="center", va="center", transform=ax.transAxes)
-    ax.set_axis_off()
+if not csbm_sources:
+    fig = no_curves_figure("no CSBM collective curves: not run here and none stored\n"
+                           "(csbm_collective_architectures; sweeps/22_csbm_collective.yaml)")
     glue("ch22_csbm_collective", Markdown("Neither this run nor a stored run has them."),
          display=False)
 else:
-    rows_ = -(-len(csbm_names) // 4)
-    fig, axes = plt.subplots(rows_, 4, figsize=(7.5, 2.0 * rows_ + 0.6), sharex=True,
-                             sharey=True, squeeze=False)
-    for ax, name in zip(axes.flat, csbm_names):
-        for label, color, ratios in csbm_sources:
-            if name in ratios:
-                curve = ratios[name]
-                ax.plot(sorted(curve), [curve[f] for f in sorted(curve)], color=color,
-                        marker="o", ms=3, label=label)
-        if name == "GCN":
-            ax.plot(*paper_curve(PAPER_COLLECTIVE_GCN_CSBM), "k--", marker="s", ms=3,
-                    label="paper (5 seeds, 50 nodes)")
-        ax.axvspan(0.15, 0.30, color="0.93", zorder=0)
-        ax.set_title(name, fontsize=9)
-    for ax in axes.flat[len(csbm_names):]:
-        ax.set_axis_off()
-    axes.flat[csbm_names.index("GCN") if "GCN" in csbm_names else 0].legend(
-        loc="upper right", fontsize=6.5)
-    fig.supxlabel("fraction of the 40 labels flipped", fontsize=9)
-    fig.supylabel("certified ratio (%)", fontsize=9)
-    fig.suptitle("CSBM: collective certificate by the MILP", fontsize=10)
+    fig = collective_panels(csbm_sources, "CSBM: collective certificate by the MILP",
+                            "fraction of the 40 labels flipped",
+                            paper=("paper (5 seeds, 50 nodes)", PAPER_COLLECTIVE_GCN_CSBM))
     sentences = []
     for label, _, ratios in csbm_sources:
-        fractions_ = sorted(next(iter(ratios.values())))
-        low = fractions_[0]
-        best = max(ratios, key=lambda n: (ratios[n][low], -list(ARCHITECTURES).index(n)))
-        worst = min(ratios, key=lambda n: (ratios[n][low], list(ARCHITECTURES).index(n)))
+        low = min(next(iter(ratios.values())))
+        worst = least_robust(ratios, low)
         share = (csbm_exact_share if label.startswith("this run")
                  else stored_csbm["values"].get("csbm_collective_exact_share"))
         sentences.append(
-            f"In {label} the most robust at {100 * low:.1f} % flipped labels is {best} "
-            f"({ratios[best][low]:.1f} %), the least robust {worst} "
-            f"({ratios[worst][low]:.1f} %)"
+            f"In {label} the most robust at {100 * low:.1f} % flipped labels "
+            f"{leaders(ratios, low)} ({max(c[low] for c in ratios.values()):.1f} %), the "
+            f"least robust {worst} ({ratios[worst][low]:.1f} %)"
             + (f"; the MILP settled {100 * share:.0f} % of its budgets exactly"
                if share is not None else "") + ".")
     glue("ch22_csbm_collective", Markdown(
@@ -1103,69 +1132,30 @@ stored_collective = next((run for run in runs
                           if run["parameters"].get("real_graph", "cora_ml") == real_graph
                           and len(run["values"].get("collective_ratio") or {}) > 1), None)
 if stored_collective is None:
-    fig, ax = plt.subplots(figsize=(7.5, 3.8))
-    ax.text(0.5, 0.5, f"no stored paper-scale collective curves for {real_label}\n"
-            "(sweeps/22_paper_scale.yaml)", ha="center", va="center", transform=ax.transAxes)
-    ax.set_axis_off()
+    fig = no_curves_figure(f"no stored paper-scale collective curves for {real_label}\n"
+                           "(sweeps/22_paper_scale.yaml)")
     glue("ch22_stored_collective", Markdown("No stored run has them yet."), display=False)
 else:
-    stored_ratios = stored_collective["values"]["collective_ratio"]
-    ratios = {name: {float(f): v for f, v in stored_ratios[name].items()}  # the paper's order
-              for name in sorted(stored_ratios, key=lambda n: (n not in ARCHITECTURES,
-                                                               list(ARCHITECTURES).index(n)
-                                                               if n in ARCHITECTURES else 0,
-                                                               n))}
-    # one panel per architecture (the others in grey behind it), the paper's GCN dashed
-    columns_ = 4
-    rows_ = -(-len(ratios) // columns_)
-    fig, axes = plt.subplots(rows_, columns_, figsize=(7.5, 2.0 * rows_ + 0.6),
-                             sharex=True, sharey=True, squeeze=False)
-    for ax, name in zip(axes.flat, ratios):
-        for other, curve in ratios.items():
-            if other != name:
-                ax.plot(sorted(curve), [curve[f] for f in sorted(curve)], color="0.85",
-                        lw=0.8, zorder=1)
-        curve = ratios[name]
-        ax.plot(sorted(curve), [curve[f] for f in sorted(curve)], color="tab:blue",
-                marker="o", ms=3, zorder=3)
-        if real_graph == "cora_ml" and name == "GCN":
-            ax.plot(*paper_curve(PAPER_COLLECTIVE_GCN), "k--", marker="s", ms=3, zorder=2,
-                    label="paper (5 seeds)")
-            ax.legend(loc="upper right", fontsize=7)
-        ax.axvspan(0.15, 0.30, color="0.93", zorder=0)
-        ax.set_title(name, fontsize=9)
-    for ax in axes.flat[len(ratios):]:
-        ax.set_axis_off()
-    fig.supxlabel("fraction of labels flipped", fontsize=9)
-    fig.supylabel("certified ratio (%)", fontsize=9)
-    fig.suptitle(f"{real_label}: collective certificate, stored run "
-                 f"({stored_collective['parameters']['collective_seeds']} seeds)", fontsize=10)
-    smallest, largest = min(next(iter(ratios.values()))), max(next(iter(ratios.values())))
-
-    def ranked_at(frac):
-        """Architectures by certified ratio at `frac`, most robust first (ties: name order)."""
-        return sorted(ratios, key=lambda name: (-ratios[name][frac], name))
-
-    def leaders(frac):
-        """The architectures sharing the first place at `frac` ("SGC and GIN")."""
-        top = max(round(curve[frac], 6) for curve in ratios.values())
-        return " and ".join(name for name in ranked_at(frac)
-                            if round(ratios[name][frac], 6) == top)
-
-    def is_are(names):
-        return f"{'are' if ' and ' in names else 'is'} {names}"
-
-    low, high = ranked_at(smallest), ranked_at(largest)
+    ratios = {name: {float(f): v for f, v in curve.items()}
+              for name, curve in stored_collective["values"]["collective_ratio"].items()}
     coll_params = stored_collective["parameters"]
+    fig = collective_panels(
+        [("stored run", "tab:blue", ratios)],
+        f"{real_label}: collective certificate, stored run "
+        f"({seeds_text(coll_params['collective_seeds'])})", "fraction of labels flipped",
+        paper=(("paper (5 seeds)", PAPER_COLLECTIVE_GCN) if real_graph == "cora_ml" else None),
+        others_in_grey=True)
+    smallest, largest = min(next(iter(ratios.values()))), max(next(iter(ratios.values())))
+    worst = least_robust(ratios, smallest)
     glue("ch22_stored_collective", Markdown(
         f"In the stored run (`{stored_collective['run']}`: {coll_params['collective_seeds']} "
         f"seeds, {coll_params['n_collective_nodes']} random unlabeled nodes each) the most "
-        f"robust at {100 * smallest:.0f} % flipped labels {is_are(leaders(smallest))} "
-        f"({ratios[low[0]][smallest]:.1f} %), the least robust {low[-1]} "
-        f"({ratios[low[-1]][smallest]:.1f} %); at {100 * largest:.0f} % the most robust "
-        f"{is_are(leaders(largest))} ({ratios[high[0]][largest]:.1f} %). The paper "
-        "finds SGC the most robust on Cora-MLb and the MLP the least robust at small budgets "
-        "but the most robust at 50 %."), display=False)
+        f"robust at {100 * smallest:.0f} % flipped labels {leaders(ratios, smallest)} "
+        f"({max(c[smallest] for c in ratios.values()):.1f} %), the least robust {worst} "
+        f"({ratios[worst][smallest]:.1f} %); at {100 * largest:.0f} % the most robust "
+        f"{leaders(ratios, largest)} ({max(c[largest] for c in ratios.values()):.1f} %). "
+        "The paper finds SGC the most robust on Cora-MLb and the MLP the least robust at "
+        "small budgets but the most robust at 50 %."), display=False)
 fig.tight_layout()
 glue("ch22_stored_collective_fig", fig, display=False)
 plt.close(fig)

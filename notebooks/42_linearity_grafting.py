@@ -207,7 +207,8 @@ print("(float32 training: these losses differ in the second decimal between CPUs
 # $r_u$ counts, per neuron, on how many of the {glue:text}`ch42_p_n_instability`
 # (`n_instability`) held-out images it is unstable under CROWN intermediate bounds at
 # $\epsilon$; $r_s$ is the mean absolute activation gradient on
-# {glue:text}`ch42_p_n_significance` (`n_significance`) training images (for SAP: the mean activation magnitude). Both are
+# {glue:text}`ch42_p_n_significance` (`n_significance`) training images (for SAP: the mean
+# activation magnitude). Both are
 # ranked over all neurons of all layers at once.
 
 # %%
@@ -444,7 +445,8 @@ glue("ch42_random_vs_paper", Markdown(
 # * **Accuracy cost.** Grafting costs some SA and RA after the short fine-tune, most at 80%
 #   (the paper: 99.29 -> 98.68 -> 98.63 SA). Grafting zero ends up about where learnable
 #   $a z + b$ does (similar UNR and VA), unlike the paper's Table 5: with
-#   {glue:text}`ch42_p_finetune_epochs` (`finetune_epochs`) epochs instead of 100 the slopes and intercepts barely move from their initial values
+#   {glue:text}`ch42_p_finetune_epochs` (`finetune_epochs`) epochs instead of 100 the slopes
+#   and intercepts barely move from their initial values
 #   ({numref}`fig-ch42-slopes`), so the learnable functions have had no chance to pay off.
 #
 # ## The criterion ablation (Table 2)

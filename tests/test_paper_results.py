@@ -26,7 +26,7 @@ ROLE = re.compile(r"\{paper-scale\}`([^`]+)`")
 parse_stored_value_reference = _extension().parse_paper_scale  # the book's role parser
 
 
-def validate_defaults(chapter):
+def chapter_parameter_names(chapter):
     """The parameter names of a chapter (its parameters cell)."""
     return chapter_defaults(ROOT / "notebooks" / f"{chapter}.py")
 
@@ -74,7 +74,7 @@ def test_the_status_page_quotes_stored_runs():
 @pytest.mark.parametrize("page,text", list(_roles()), ids=lambda v: str(v)[:60])
 def test_every_paper_scale_role_names_a_saved_value(page, text):
     chapter, key, _, where = parse_stored_value_reference(text)
-    assert all(name in validate_defaults(chapter) for name in where), \
+    assert all(name in chapter_parameter_names(chapter) for name in where), \
         f"{page}: {text!r} filters on a parameter the chapter does not have"
     source = ROOT / "notebooks" / f"{chapter}.py"
     assert source.is_file(), f"{page}: no chapter {chapter!r}"
@@ -127,6 +127,7 @@ def test_stored_slices_of_chapter_42_merge_into_one_run(tmp_path):
     import shutil
 
     from certlab.records import stored_value_text
+    from certlab.verification.report import headline_key
 
     chapter = "42_linearity_grafting"
     source = ROOT / PAPER_RESULTS / chapter / "verify_start-0_c0e810c4"
@@ -144,11 +145,11 @@ def test_stored_slices_of_chapter_42_merge_into_one_run(tmp_path):
     assert merged["run"] == "a-first to b-next" and merged["pieces"] == 2
     assert merged["parameters"]["n_verify"] == 50 and merged["parameters"]["verify_start"] == 0
     for model, per_image in first["per_image"].items():
-        key = model.replace("%", "").replace(" ", "_")
+        va, ra = headline_key(model, "va"), headline_key(model, "ra")
         verified = per_image["statuses"].count("verified")
-        assert merged["values"]["headline"][f"{key}_va"] == 100 * (2 * verified) / 50
-        assert merged["values"]["headline"][f"{key}_va"] == first["headline"][f"{key}_va"]
-        assert merged["values"]["headline"][f"{key}_ra"] == first["headline"][f"{key}_ra"]
+        assert merged["values"]["headline"][va] == 100 * (2 * verified) / 50
+        assert merged["values"]["headline"][va] == first["headline"][va]
+        assert merged["values"]["headline"][ra] == first["headline"][ra]
     assert stored_value_text(chapter, "headline.baseline_va", ".1f", tmp_path) == \
         f"{first['headline']['baseline_va']:.1f}"
     for per_model in record["values"]["per_image"].values():

@@ -9,9 +9,9 @@
   ``Lee et al. (2019)``.
 * Registers the role ``paper-scale``: ``{paper-scale}`12_smoothing_node_classification
   sparse_avg_max_rd .2f``` prints that value of the chapter's stored paper-scale runs
-  (``chapter[n_seeds=5]``: only the runs with that parameter value)
   (``results/paper/<chapter>/*/record.json``, through :func:`certlab.records.stored_value_text`),
-  or "not run yet", so that the reproduction-status page quotes no number by hand.
+  or "not run yet", so that the reproduction-status page quotes no number by hand;
+  ``chapter[n_seeds=5]`` keeps only the runs with that parameter value.
 * Removes duplicate inline scripts from the pages (sphinx-thebe registers its configuration
   script twice, which throws ``SyntaxError: Identifier 'THEBE_JS_URL' has already been
   declared`` on every page).
